@@ -1,0 +1,546 @@
+package apiserver
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"mime"
+	"net/http"
+	"reflect"
+	"strings"
+	"time"
+
+	jsonpatch "gopkg.in/evanphx/json-patch.v4"
+	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/apimachinery/pkg/runtime/schema"
+	"k8s.io/apimachinery/pkg/types"
+	utilrand "k8s.io/apimachinery/pkg/util/rand"
+	"k8s.io/apimachinery/pkg/util/strategicpatch"
+	"k8s.io/apimachinery/pkg/util/uuid"
+
+	"kite/internal/apiserver/defaults"
+	"kite/internal/storage"
+)
+
+// maxBody caps request bodies, as upstream does (3 MiB).
+const maxBody = 3 << 20
+
+func readBody(r *http.Request) ([]byte, error) {
+	body, err := io.ReadAll(io.LimitReader(r.Body, maxBody+1))
+	if err != nil {
+		return nil, apierrors.NewBadRequest(fmt.Sprintf("reading request body: %v", err))
+	}
+	if len(body) > maxBody {
+		return nil, apierrors.NewRequestEntityTooLargeError(fmt.Sprintf("limit is %d", maxBody))
+	}
+	return body, nil
+}
+
+// decodeOptions say how to decode a body.
+type decodeOptions struct {
+	contentType     string
+	fieldValidation string // Strict, Warn (default) or Ignore
+}
+
+// decode reads an object of res's kind from body. Unknown and duplicate
+// fields fail the request under Strict, come back as warnings under Warn,
+// and are dropped silently under Ignore.
+func (s *Server) decode(res *resource, body []byte, opts decodeOptions) (runtime.Object, []string, error) {
+	mt := opts.contentType
+	if mt == "" {
+		mt = runtime.ContentTypeJSON
+	}
+	if parsed, _, err := mime.ParseMediaType(mt); err == nil {
+		mt = parsed
+	}
+	info, ok := s.serializerFor(mt)
+	if !ok || mt == "*/*" || mt == "application/*" {
+		return nil, nil, unsupportedMediaType(opts.contentType)
+	}
+	switch opts.fieldValidation {
+	case "", "Warn", "Strict", "Ignore":
+	default:
+		return nil, nil, apierrors.NewBadRequest(fmt.Sprintf("fieldValidation must be one of Ignore, Warn or Strict, got %q", opts.fieldValidation))
+	}
+	dec := info.Serializer
+	if info.StrictSerializer != nil && opts.fieldValidation != "Ignore" {
+		dec = info.StrictSerializer
+	}
+	gvk := res.gvk()
+	obj, actual, err := dec.Decode(body, &gvk, res.newObj())
+	var warnings []string
+	if err != nil {
+		if !runtime.IsStrictDecodingError(err) || obj == nil {
+			return nil, nil, apierrors.NewBadRequest(err.Error())
+		}
+		if opts.fieldValidation == "Strict" {
+			return nil, nil, apierrors.NewBadRequest(err.Error())
+		}
+		if sde, ok := runtime.AsStrictDecodingError(err); ok {
+			for _, e := range sde.Errors() {
+				warnings = append(warnings, e.Error())
+			}
+		}
+	}
+	if actual != nil && (actual.Kind != gvk.Kind || actual.GroupVersion() != gvk.GroupVersion()) ||
+		reflect.TypeOf(obj) != reflect.TypeOf(res.newObj()) {
+		return nil, nil, apierrors.NewBadRequest(fmt.Sprintf("the body of the request is a %s, but this endpoint takes %s", actual, gvk))
+	}
+	obj.GetObjectKind().SetGroupVersionKind(gvk)
+	return obj, warnings, nil
+}
+
+func warn(w http.ResponseWriter, warnings []string) {
+	for _, m := range warnings {
+		w.Header().Add("Warning", fmt.Sprintf("299 - %q", m))
+	}
+}
+
+func isDryRun(dryRun []string) (bool, error) {
+	for _, d := range dryRun {
+		if d != metav1.DryRunAll {
+			return false, apierrors.NewBadRequest(fmt.Sprintf("dryRun: unsupported value %q, supported values: %q", d, metav1.DryRunAll))
+		}
+	}
+	return len(dryRun) > 0, nil
+}
+
+func (s *Server) create(w http.ResponseWriter, r *http.Request, info *requestInfo) {
+	t, err := s.negotiate(r, true)
+	if err != nil {
+		s.writeError(w, r, notAcceptable(err.Error()))
+		return
+	}
+	if info.name != "" && info.subresource == "" {
+		s.writeError(w, r, apierrors.NewMethodNotSupported(info.res.groupResource(), "POST on a named object"))
+		return
+	}
+	var opts metav1.CreateOptions
+	if err := s.params(r, &opts); err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	dryRun, err := isDryRun(opts.DryRun)
+	if err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	body, err := readBody(r)
+	if err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	if info.subresource != "" {
+		s.createSubresource(w, r, info, body, dryRun)
+		return
+	}
+	obj, warnings, err := s.decode(info.res, body, decodeOptions{contentType: r.Header.Get("Content-Type"), fieldValidation: opts.FieldValidation})
+	if err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	m := objectMeta(obj)
+	if info.res.namespaced {
+		switch m.GetNamespace() {
+		case "":
+			m.SetNamespace(info.namespace)
+		case info.namespace:
+		default:
+			s.writeError(w, r, apierrors.NewBadRequest("the namespace of the provided object does not match the namespace sent on the request"))
+			return
+		}
+	}
+	out, err := s.createObject(r.Context(), info.res, obj, dryRun)
+	if err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	warn(w, warnings)
+	s.respond(w, r, t, info.res, http.StatusCreated, out)
+}
+
+// createObject runs the create path for obj: name generation, namespace
+// lifecycle, defaults, server-set metadata, validation, allocation, and the
+// write.
+func (s *Server) createObject(ctx context.Context, res *resource, obj runtime.Object, dryRun bool) (runtime.Object, error) {
+	m := objectMeta(obj)
+	gk := res.gvk().GroupKind()
+	if m.GetResourceVersion() != "" {
+		return nil, apierrors.NewBadRequest("resourceVersion should not be set on objects to be created")
+	}
+	if m.GetName() == "" && m.GetGenerateName() != "" {
+		m.SetName(m.GetGenerateName() + utilrand.String(5))
+	}
+	if res.namespaced {
+		if err := s.admitNamespace(ctx, m.GetNamespace()); err != nil {
+			return nil, err
+		}
+	} else {
+		m.SetNamespace("")
+	}
+	defaults.Object(obj)
+	m.SetUID(types.UID(uuid.NewUUID()))
+	m.SetCreationTimestamp(metav1.NewTime(time.Now().Truncate(time.Second)))
+	m.SetDeletionTimestamp(nil)
+	m.SetDeletionGracePeriodSeconds(nil)
+	m.SetManagedFields(nil)
+	m.SetSelfLink("")
+	if hasSpec(obj) {
+		m.SetGeneration(1)
+	} else {
+		m.SetGeneration(0)
+	}
+	if res.prepareForCreate != nil {
+		res.prepareForCreate(obj)
+	}
+	errs := validateCreate(obj)
+	if res.validate != nil {
+		errs = append(errs, res.validate(obj)...)
+	}
+	if len(errs) > 0 {
+		return nil, apierrors.NewInvalid(gk, m.GetName(), errs)
+	}
+	release, err := s.allocate(ctx, res, obj, nil, dryRun)
+	if err != nil {
+		return nil, err
+	}
+	if dryRun {
+		release()
+		return obj, nil
+	}
+	if err := s.store.Create(ctx, res.key(m.GetNamespace(), m.GetName()), obj, res.ttl); err != nil {
+		release()
+		return nil, apiError(err, res.groupResource(), m.GetName())
+	}
+	return obj, nil
+}
+
+// admitNamespace: objects may only be created in a namespace that exists
+// and is not being deleted (upstream's NamespaceLifecycle admission).
+func (s *Server) admitNamespace(ctx context.Context, ns string) error {
+	nsRes := s.reg.lookup(coreV1, "namespaces")
+	obj := nsRes.newObj()
+	if err := s.store.Get(ctx, nsRes.key("", ns), obj); err != nil {
+		return apiError(err, nsRes.groupResource(), ns)
+	}
+	if objectMeta(obj).GetDeletionTimestamp() != nil {
+		return apierrors.NewForbidden(nsRes.groupResource(), ns,
+			fmt.Errorf("unable to create new content in namespace %s because it is being terminated", ns))
+	}
+	return nil
+}
+
+func (s *Server) update(w http.ResponseWriter, r *http.Request, info *requestInfo) {
+	t, err := s.negotiate(r, true)
+	if err != nil {
+		s.writeError(w, r, notAcceptable(err.Error()))
+		return
+	}
+	if info.name == "" {
+		s.writeError(w, r, apierrors.NewMethodNotSupported(info.res.groupResource(), "PUT on a collection"))
+		return
+	}
+	var opts metav1.UpdateOptions
+	if err := s.params(r, &opts); err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	dryRun, err := isDryRun(opts.DryRun)
+	if err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	body, err := readBody(r)
+	if err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	dopts := decodeOptions{contentType: r.Header.Get("Content-Type"), fieldValidation: opts.FieldValidation}
+	if info.subresource == "scale" {
+		s.updateScale(w, r, info, body, dopts, dryRun)
+		return
+	}
+	obj, warnings, err := s.decode(info.res, body, dopts)
+	if err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	if err := checkIdentity(info, obj); err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	out, created, err := s.updateObject(r.Context(), info, func(runtime.Object) (runtime.Object, error) {
+		return obj.DeepCopyObject(), nil
+	}, dryRun, true)
+	if err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	warn(w, warnings)
+	code := http.StatusOK
+	if created {
+		code = http.StatusCreated
+	}
+	s.respond(w, r, t, info.res, code, out)
+}
+
+// checkIdentity: the body must name the object of the URL.
+func checkIdentity(info *requestInfo, obj runtime.Object) error {
+	m := objectMeta(obj)
+	if m.GetName() != info.name {
+		return apierrors.NewBadRequest(fmt.Sprintf("the name of the object (%s) does not match the name on the URL (%s)", m.GetName(), info.name))
+	}
+	if info.res.namespaced {
+		if m.GetNamespace() == "" {
+			m.SetNamespace(info.namespace)
+		} else if m.GetNamespace() != info.namespace {
+			return apierrors.NewBadRequest("the namespace of the provided object does not match the namespace sent on the request")
+		}
+	}
+	return nil
+}
+
+// errDryRun carries a dry run's result out of a storage update.
+type errDryRun struct{ obj runtime.Object }
+
+func (errDryRun) Error() string { return "dry run" }
+
+// updateObject computes the new state of the object named by info with
+// next (given the current state), applies the update semantics (status
+// split, server-owned metadata, generation, validation) and writes it.
+// With createOK a missing object is created when the resource allows it.
+func (s *Server) updateObject(ctx context.Context, info *requestInfo, next func(cur runtime.Object) (runtime.Object, error), dryRun, createOK bool) (runtime.Object, bool, error) {
+	res := info.res
+	gk := res.gvk().GroupKind()
+	key := res.key(info.namespace, info.name)
+	out, err := s.store.GuaranteedUpdate(ctx, key, res.newObj, func(cur runtime.Object) (runtime.Object, error) {
+		obj, err := next(cur.DeepCopyObject())
+		if err != nil {
+			return nil, err
+		}
+		m, cm := objectMeta(obj), objectMeta(cur)
+		if rv := m.GetResourceVersion(); rv != "" && rv != cm.GetResourceVersion() {
+			return nil, apierrors.NewConflict(res.groupResource(), info.name, errors.New(conflictMsg))
+		}
+		if uid := m.GetUID(); uid != "" && uid != cm.GetUID() {
+			return nil, apierrors.NewConflict(res.groupResource(), info.name,
+				fmt.Errorf("Precondition failed: UID in precondition: %v, UID in object meta: %v", uid, cm.GetUID()))
+		}
+		switch info.subresource {
+		case "status":
+			// Only status changes; everything else stays as stored.
+			st := obj
+			obj = cur.DeepCopyObject()
+			copyField(obj, st, "Status")
+			m = objectMeta(obj)
+		case "finalize":
+			// Only a namespace's spec.finalizers change.
+			fin := obj.(*corev1.Namespace).Spec.Finalizers
+			obj = cur.DeepCopyObject()
+			obj.(*corev1.Namespace).Spec.Finalizers = fin
+			m = objectMeta(obj)
+		default:
+			if res.status {
+				copyField(obj, cur, "Status")
+			}
+			defaults.Object(obj)
+			if res.prepareForUpdate != nil {
+				res.prepareForUpdate(obj, cur)
+			}
+		}
+		// Server-owned metadata.
+		m.SetName(cm.GetName())
+		m.SetNamespace(cm.GetNamespace())
+		m.SetUID(cm.GetUID())
+		m.SetCreationTimestamp(cm.GetCreationTimestamp())
+		m.SetDeletionTimestamp(cm.GetDeletionTimestamp())
+		m.SetDeletionGracePeriodSeconds(cm.GetDeletionGracePeriodSeconds())
+		m.SetResourceVersion(cm.GetResourceVersion())
+		m.SetManagedFields(nil)
+		m.SetSelfLink("")
+		m.SetGeneration(cm.GetGeneration())
+		if specChanged(obj, cur) {
+			m.SetGeneration(cm.GetGeneration() + 1)
+		}
+		if cm.GetDeletionTimestamp() != nil && len(m.GetFinalizers()) > len(cm.GetFinalizers()) {
+			for _, f := range m.GetFinalizers() {
+				if !contains(cm.GetFinalizers(), f) {
+					return nil, apierrors.NewForbidden(res.groupResource(), info.name,
+						fmt.Errorf("no new finalizers can be added if the object is being deleted, found new finalizers %q", f))
+				}
+			}
+		}
+		errs := validateUpdate(obj, cur)
+		if res.validateUpdate != nil {
+			errs = append(errs, res.validateUpdate(obj, cur)...)
+		}
+		if len(errs) > 0 {
+			return nil, apierrors.NewInvalid(gk, info.name, errs)
+		}
+		if _, err := s.allocate(ctx, res, obj, cur, dryRun); err != nil {
+			return nil, err
+		}
+		if dryRun {
+			return nil, errDryRun{obj}
+		}
+		return obj, nil
+	})
+	var dr errDryRun
+	switch {
+	case errors.As(err, &dr):
+		return dr.obj, false, nil
+	case errors.Is(err, storage.ErrNotFound) && createOK && res.allowCreateOnUpdate && info.subresource == "":
+		obj, err := next(nil)
+		if err != nil {
+			return nil, false, err
+		}
+		objectMeta(obj).SetResourceVersion("")
+		created, err := s.createObject(ctx, res, obj, dryRun)
+		return created, err == nil, err
+	case err != nil:
+		return nil, false, apiError(err, res.groupResource(), info.name)
+	}
+	// Removing the last finalizer of an object being deleted (with no
+	// grace period left) completes the deletion.
+	m := objectMeta(out)
+	if m.GetDeletionTimestamp() != nil && len(m.GetFinalizers()) == 0 && !s.blocksDeletion(res, out) &&
+		(m.GetDeletionGracePeriodSeconds() == nil || *m.GetDeletionGracePeriodSeconds() == 0) {
+		deleted := res.newObj()
+		err := s.store.Delete(ctx, key, deleted, func(cur runtime.Object) error {
+			if objectMeta(cur).GetResourceVersion() != m.GetResourceVersion() {
+				return errChanged
+			}
+			return nil
+		})
+		if err == nil {
+			return deleted, false, nil
+		}
+	}
+	return out, false, nil
+}
+
+var errChanged = errors.New("object changed")
+
+func contains(list []string, s string) bool {
+	for _, x := range list {
+		if x == s {
+			return true
+		}
+	}
+	return false
+}
+
+func (s *Server) patch(w http.ResponseWriter, r *http.Request, info *requestInfo) {
+	t, err := s.negotiate(r, true)
+	if err != nil {
+		s.writeError(w, r, notAcceptable(err.Error()))
+		return
+	}
+	if info.name == "" {
+		s.writeError(w, r, apierrors.NewMethodNotSupported(info.res.groupResource(), "PATCH on a collection"))
+		return
+	}
+	ct, _, _ := mime.ParseMediaType(r.Header.Get("Content-Type"))
+	pt := types.PatchType(ct)
+	switch pt {
+	case types.JSONPatchType, types.MergePatchType, types.StrategicMergePatchType:
+	case types.ApplyYAMLPatchType, types.ApplyCBORPatchType:
+		s.writeError(w, r, apierrors.NewGenericServerResponse(http.StatusUnsupportedMediaType, "patch", info.res.groupResource(), info.name,
+			"server-side apply is not supported by this kite server yet; use client-side apply (kubectl apply without --server-side)", 0, false))
+		return
+	default:
+		s.writeError(w, r, unsupportedMediaType(fmt.Sprintf("%s: the body of the request was in an unknown format - accepted media types include: %s",
+			r.Header.Get("Content-Type"), strings.Join([]string{string(types.JSONPatchType), string(types.MergePatchType), string(types.StrategicMergePatchType)}, ", "))))
+		return
+	}
+	var opts metav1.PatchOptions
+	if err := s.params(r, &opts); err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	dryRun, err := isDryRun(opts.DryRun)
+	if err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	body, err := readBody(r)
+	if err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	if info.subresource == "scale" {
+		s.patchScale(w, r, info, pt, body, opts.FieldValidation, dryRun)
+		return
+	}
+	var warnings []string
+	out, _, err := s.updateObject(r.Context(), info, func(cur runtime.Object) (runtime.Object, error) {
+		patched, err := applyPatch(pt, s.encodeJSON(cur), body, info.res.newObj())
+		if err != nil {
+			return nil, err
+		}
+		obj, ws, err := s.decode(info.res, patched, decodeOptions{fieldValidation: opts.FieldValidation})
+		if err != nil {
+			return nil, err
+		}
+		warnings = ws
+		return obj, nil
+	}, dryRun, false)
+	if err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	warn(w, warnings)
+	s.respond(w, r, t, info.res, http.StatusOK, out)
+}
+
+// encodeJSON is the JSON form of a stored object, the document patches
+// apply to.
+func (s *Server) encodeJSON(obj runtime.Object) []byte {
+	b, err := runtime.Encode(s.jsonInfo().Serializer, s.withKind(obj))
+	if err != nil {
+		// Objects read from storage always encode.
+		panic(fmt.Sprintf("encode %T: %v", obj, err))
+	}
+	return b
+}
+
+// applyPatch applies a JSON, merge or strategic-merge patch to doc.
+func applyPatch(pt types.PatchType, doc, patch []byte, dataStruct runtime.Object) ([]byte, error) {
+	switch pt {
+	case types.JSONPatchType:
+		p, err := jsonpatch.DecodePatch(patch)
+		if err != nil {
+			return nil, apierrors.NewBadRequest(err.Error())
+		}
+		out, err := p.Apply(doc)
+		if err != nil {
+			return nil, apierrors.NewGenericServerResponse(http.StatusUnprocessableEntity, "", schema.GroupResource{}, "", err.Error(), 0, false)
+		}
+		return out, nil
+	case types.MergePatchType:
+		if !json.Valid(patch) {
+			return nil, apierrors.NewBadRequest("error decoding patch: invalid JSON")
+		}
+		out, err := jsonpatch.MergePatch(doc, patch)
+		if err != nil {
+			return nil, apierrors.NewBadRequest(err.Error())
+		}
+		return out, nil
+	default:
+		var pm map[string]interface{}
+		if err := json.Unmarshal(patch, &pm); err != nil {
+			return nil, apierrors.NewBadRequest(fmt.Sprintf("error decoding patch: %v", err))
+		}
+		out, err := strategicpatch.StrategicMergePatch(doc, patch, dataStruct)
+		if err != nil {
+			return nil, apierrors.NewGenericServerResponse(http.StatusUnprocessableEntity, "", schema.GroupResource{}, "", err.Error(), 0, false)
+		}
+		return out, nil
+	}
+}
+
