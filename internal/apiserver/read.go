@@ -12,6 +12,7 @@ import (
 	"k8s.io/apimachinery/pkg/fields"
 	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/apimachinery/pkg/runtime/schema"
 
 	"kite/internal/apiserver/printers"
 	"kite/internal/storage"
@@ -60,9 +61,9 @@ func (s *Server) get(w http.ResponseWriter, r *http.Request, info *requestInfo) 
 func (s *Server) respond(w http.ResponseWriter, r *http.Request, t target, res *resource, code int, obj runtime.Object) {
 	switch t.as {
 	case "Table":
-		table, err := printers.ToTable(res.groupResource(), []runtime.Object{s.withKind(obj)}, r.URL.Query().Get("includeObject"), time.Now())
+		table, err := s.toTable(res.groupResource(), []runtime.Object{s.withKind(obj)}, r.URL.Query().Get("includeObject"), time.Now())
 		if err != nil {
-			s.writeError(w, r, apierrors.NewInternalError(err))
+			s.writeError(w, r, err)
 			return
 		}
 		table.ResourceVersion = objectMeta(obj).GetResourceVersion()
@@ -197,9 +198,9 @@ func (s *Server) list(w http.ResponseWriter, r *http.Request, info *requestInfo)
 	lm := metav1.ListMeta{ResourceVersion: strconv.FormatInt(res.Revision, 10), Continue: res.Continue, RemainingItemCount: res.Remaining}
 	switch t.as {
 	case "Table":
-		table, err := printers.ToTable(info.res.groupResource(), s.withKinds(res.Items), r.URL.Query().Get("includeObject"), time.Now())
+		table, err := s.toTable(info.res.groupResource(), s.withKinds(res.Items), r.URL.Query().Get("includeObject"), time.Now())
 		if err != nil {
-			s.writeError(w, r, apierrors.NewInternalError(err))
+			s.writeError(w, r, err)
 			return
 		}
 		table.ListMeta = lm
@@ -238,4 +239,17 @@ func (s *Server) withKinds(objs []runtime.Object) []runtime.Object {
 func (s *Server) connect(w http.ResponseWriter, r *http.Request, info *requestInfo) {
 	s.writeError(w, r, apierrors.NewServiceUnavailable(fmt.Sprintf(
 		"pods/%s is served by the node's kite agent, and proxying to agents is not available in this server yet", info.subresource)))
+}
+
+// toTable renders objects as a Table; a bad includeObject is the client's
+// error.
+func (s *Server) toTable(gr schema.GroupResource, objs []runtime.Object, includeObject string, now time.Time) (*metav1.Table, error) {
+	t, err := printers.ToTable(gr, objs, includeObject, now)
+	switch {
+	case printers.IsUnknownIncludeObject(err):
+		return nil, apierrors.NewBadRequest(err.Error())
+	case err != nil:
+		return nil, apierrors.NewInternalError(err)
+	}
+	return t, nil
 }

@@ -14,6 +14,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"strconv"
 	"time"
 
 	"github.com/go-logr/logr"
@@ -21,6 +22,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/runtime/serializer"
+	"k8s.io/apimachinery/pkg/util/intstr"
 	"k8s.io/klog/v2"
 
 	"kite/internal/apiserver/openapi"
@@ -96,6 +98,10 @@ type Server struct {
 	openapi http.Handler
 	tls     *tls.Config
 	tokens  map[string]*user
+	ranges  *serviceRanges
+	// bookmarkInterval is the longest a watch with bookmarks goes
+	// without one.
+	bookmarkInterval time.Duration
 	// AdminKubeconfig is the path of the admin kubeconfig written at start.
 	AdminKubeconfig string
 }
@@ -107,14 +113,18 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
-	s := &Server{cfg: cfg, log: klog.FromContext(ctx).WithName("apiserver"), scheme: newScheme()}
+	s := &Server{cfg: cfg, log: klog.FromContext(ctx).WithName("apiserver"), scheme: newScheme(), bookmarkInterval: time.Minute}
 	s.codecs = newCodecs(s.scheme)
 	s.reg = newRegistry(servedResources())
+	var err error
+	if s.ranges, err = newServiceRanges(cfg.ServiceCIDR); err != nil {
+		return nil, err
+	}
 	if err := s.setupPKI(); err != nil {
 		return nil, err
 	}
 	mux := http.NewServeMux()
-	if err := installOpenAPI(mux, s.openapiResources()); err != nil {
+	if err := openapi.Install(mux, s.openapiResources()); err != nil {
 		return nil, fmt.Errorf("openapi: %w", err)
 	}
 	s.openapi = mux
@@ -126,7 +136,8 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 		}
 		s.store = storage.New(c, storage.NewCodec(s.scheme))
 	} else {
-		e, err := storage.StartEmbedded(ctx, storage.EmbeddedConfig{Dir: filepath.Join(cfg.StateDir, "etcd"), ClientURL: cfg.EtcdListenClient})
+		var e *storage.Embedded
+		e, err = storage.StartEmbedded(ctx, storage.EmbeddedConfig{Dir: filepath.Join(cfg.StateDir, "etcd"), ClientURL: cfg.EtcdListenClient})
 		if err != nil {
 			return nil, err
 		}
@@ -225,7 +236,46 @@ func (s *Server) bootstrap(ctx context.Context) error {
 			return fmt.Errorf("create namespace %s: %w", name, err)
 		}
 	}
+	// The kubernetes Service: the API server at the first service IP.
+	svcRes := s.reg.lookup(coreV1, "services")
+	svc := &corev1.Service{
+		ObjectMeta: metav1.ObjectMeta{Name: "kubernetes", Namespace: metav1.NamespaceDefault,
+			Labels: map[string]string{"component": "apiserver", "provider": "kubernetes"}},
+		Spec: corev1.ServiceSpec{
+			ClusterIP: firstServiceIP(s.cfg.ServiceCIDR),
+			Ports: []corev1.ServicePort{{Name: "https", Port: 443, Protocol: corev1.ProtocolTCP,
+				TargetPort: intstr.FromInt32(int32(s.port()))}},
+		},
+	}
+	if err := s.store.Get(ctx, svcRes.key(svc.Namespace, svc.Name), &corev1.Service{}); err == nil {
+		return nil
+	}
+	if _, err := s.createObject(ctx, svcRes, svc, false); err != nil && !isAlreadyExists(err) {
+		return fmt.Errorf("create the kubernetes Service: %w", err)
+	}
 	return nil
+}
+
+func (s *Server) port() int {
+	_, p, _ := net.SplitHostPort(s.cfg.Listen)
+	n, _ := strconv.Atoi(p)
+	return n
+}
+
+// repairLoop periodically frees leaked Service IP and port reservations.
+func (s *Server) repairLoop(ctx context.Context) {
+	t := time.NewTicker(3 * time.Minute)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		if err := s.repairAllocations(ctx, time.Minute); err != nil && ctx.Err() == nil {
+			s.log.Error(err, "repair service allocations")
+		}
+	}
 }
 
 func (s *Server) openapiResources() []openapi.Resource {
@@ -259,6 +309,7 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 		BaseContext:       func(net.Listener) context.Context { return ctx },
 	}
 	go s.compactLoop(ctx)
+	go s.repairLoop(ctx)
 	errc := make(chan error, 1)
 	go func() { errc <- srv.Serve(tls.NewListener(ln, s.tls)) }()
 	s.log.Info("serving", "address", ln.Addr().String())

@@ -1,8 +1,6 @@
 package apiserver
 
 import (
-	"net/http"
-	"kite/internal/apiserver/openapi"
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/util/validation/field"
 )
@@ -12,5 +10,3 @@ var (
 	validateCreate = func(runtime.Object) field.ErrorList { return nil }
 	validateUpdate = func(_, _ runtime.Object) field.ErrorList { return nil }
 )
-
-func installOpenAPI(mux *http.ServeMux, rs []openapi.Resource) error { return nil }

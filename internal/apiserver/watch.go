@@ -17,7 +17,6 @@ import (
 	"k8s.io/apimachinery/pkg/util/validation/field"
 	"k8s.io/apimachinery/pkg/watch"
 
-	"kite/internal/apiserver/printers"
 	"kite/internal/storage"
 )
 
@@ -104,17 +103,33 @@ func (s *Server) watch(w http.ResponseWriter, r *http.Request, info *requestInfo
 			return
 		}
 	}
+	// Bookmarks tell the client how far it has seen: etcd's progress
+	// notifications move them on while nothing changes; a ticker repeats
+	// the last one in case etcd's are late.
+	bookmarks := opts.AllowWatchBookmarks && t.as == ""
+	ticker := time.NewTicker(s.bookmarkInterval)
+	defer ticker.Stop()
+	lastRev := rv
 	for {
 		select {
 		case <-ctx.Done():
 			return
+		case <-ticker.C:
+			if bookmarks {
+				if err := enc.bookmark(lastRev, false); err != nil {
+					return
+				}
+			}
 		case e, ok := <-events:
 			if !ok {
 				return
 			}
+			if e.Revision > lastRev {
+				lastRev = e.Revision
+			}
 			switch e.Type {
 			case watch.Bookmark:
-				if opts.AllowWatchBookmarks && t.as == "" {
+				if bookmarks {
 					if err := enc.bookmark(e.Revision, false); err != nil {
 						return
 					}
@@ -167,7 +182,7 @@ func (e *watchEncoder) flush() {
 func (e *watchEncoder) encodeObject(obj runtime.Object) ([]byte, error) {
 	switch e.t.as {
 	case "Table":
-		table, err := printers.ToTable(e.res.groupResource(), []runtime.Object{e.s.withKind(obj)}, e.includeObject, time.Now())
+		table, err := e.s.toTable(e.res.groupResource(), []runtime.Object{e.s.withKind(obj)}, e.includeObject, time.Now())
 		if err != nil {
 			return nil, err
 		}

@@ -318,7 +318,9 @@ func (s *Server) updateObject(ctx context.Context, info *requestInfo, next func(
 	res := info.res
 	gk := res.gvk().GroupKind()
 	key := res.key(info.namespace, info.name)
+	var prev runtime.Object
 	out, err := s.store.GuaranteedUpdate(ctx, key, res.newObj, func(cur runtime.Object) (runtime.Object, error) {
+		prev = cur
 		obj, err := next(cur.DeepCopyObject())
 		if err != nil {
 			return nil, err
@@ -405,6 +407,7 @@ func (s *Server) updateObject(ctx context.Context, info *requestInfo, next func(
 	case err != nil:
 		return nil, false, apiError(err, res.groupResource(), info.name)
 	}
+	s.releaseDropped(ctx, out, prev)
 	// Removing the last finalizer of an object being deleted (with no
 	// grace period left) completes the deletion.
 	m := objectMeta(out)
