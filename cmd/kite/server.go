@@ -4,6 +4,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"kite/internal/apiserver"
+	"kite/internal/controlplane"
 )
 
 func newServerCommand() *cobra.Command {
@@ -17,12 +18,12 @@ func newServerCommand() *cobra.Command {
 			if err := cfg.Validate(); err != nil {
 				return err
 			}
-			s, err := apiserver.New(cmd.Context(), cfg)
+			cp, err := controlplane.New(cmd.Context(), controlplane.Config{API: cfg})
 			if err != nil {
 				return err
 			}
-			cmd.PrintErrf("kite server: admin kubeconfig at %s\n", s.AdminKubeconfig)
-			return s.Run(cmd.Context())
+			cmd.PrintErrf("kite server: admin kubeconfig at %s\n", cp.AdminKubeconfig())
+			return cp.Run(cmd.Context())
 		},
 	}
 	f := cmd.Flags()
