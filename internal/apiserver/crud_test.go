@@ -8,6 +8,7 @@ import (
 
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
+	eventsv1 "k8s.io/api/events/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
@@ -221,5 +222,37 @@ func TestStatusSplitScaleAndBinding(t *testing.T) {
 	}
 	if got := strconv.Itoa(len(p.Status.Conditions)); got != "1" {
 		t.Fatalf("PodScheduled condition missing: %+v", p.Status.Conditions)
+	}
+}
+
+// Events of the two groups are one resource seen two ways.
+func TestEventsSharedAcrossGroups(t *testing.T) {
+	ts := startServer(t)
+	ctx := context.Background()
+	now := metav1.NowMicro()
+	_, err := ts.client.EventsV1().Events("default").Create(ctx, &eventsv1.Event{
+		ObjectMeta: metav1.ObjectMeta{Name: "e1"}, EventTime: now, Reason: "Scheduled", Note: "placed on n1", Type: "Normal",
+		Action: "Binding", ReportingController: "kite-scheduler", ReportingInstance: "kite-scheduler-1",
+		Regarding: corev1.ObjectReference{Kind: "Pod", Namespace: "default", Name: "p"},
+	}, metav1.CreateOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	core, err := ts.client.CoreV1().Events("default").Get(ctx, "e1", metav1.GetOptions{})
+	if err != nil || core.Message != "placed on n1" || core.InvolvedObject.Name != "p" || core.ReportingController != "kite-scheduler" {
+		t.Fatalf("core view of an events.k8s.io event: %+v %v", core, err)
+	}
+	list, err := ts.client.CoreV1().Events("default").List(ctx, metav1.ListOptions{FieldSelector: "involvedObject.name=p,reason=Scheduled"})
+	if err != nil || len(list.Items) != 1 {
+		t.Fatalf("field-selected core list: %v %v", list, err)
+	}
+	if _, err := ts.client.CoreV1().Events("default").Create(ctx, &corev1.Event{ObjectMeta: metav1.ObjectMeta{Name: "e2"},
+		InvolvedObject: corev1.ObjectReference{Kind: "Pod", Namespace: "default", Name: "q"}, Reason: "Pulled", Message: "pulled", Type: "Normal",
+		Source: corev1.EventSource{Component: "kite-agent"}, Count: 3, FirstTimestamp: metav1.Now(), LastTimestamp: metav1.Now()}, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	ev, err := ts.client.EventsV1().Events("default").Get(ctx, "e2", metav1.GetOptions{})
+	if err != nil || ev.Note != "pulled" || ev.DeprecatedCount != 3 || ev.DeprecatedSource.Component != "kite-agent" || ev.Regarding.Name != "q" {
+		t.Fatalf("events.k8s.io view of a core event: %+v %v", ev, err)
 	}
 }

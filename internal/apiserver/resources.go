@@ -61,6 +61,7 @@ func servedResources() []*resource {
 		},
 		{
 			gvr: gvr("events.k8s.io", "v1", "events"), kind: "Event", singular: "event", shortNames: []string{"ev"}, namespaced: true, ttl: eventTTL,
+			storage: "events", // shared with core/v1 events, see events.go
 			newObj: func() runtime.Object { return &eventsv1.Event{} }, newList: func() runtime.Object { return &eventsv1.EventList{} },
 			fields: func(obj runtime.Object) fields.Set {
 				e := obj.(*eventsv1.Event)

@@ -134,7 +134,7 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 		if err != nil {
 			return nil, err
 		}
-		s.store = storage.New(c, storage.NewCodec(s.scheme))
+		s.store = storage.New(c, eventsCodec{storage.NewCodec(s.scheme)})
 	} else {
 		var e *storage.Embedded
 		e, err = storage.StartEmbedded(ctx, storage.EmbeddedConfig{Dir: filepath.Join(cfg.StateDir, "etcd"), ClientURL: cfg.EtcdListenClient})
@@ -142,7 +142,7 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 			return nil, err
 		}
 		s.etcd = e
-		s.store = storage.New(e.Client(), storage.NewCodec(s.scheme))
+		s.store = storage.New(e.Client(), eventsCodec{storage.NewCodec(s.scheme)})
 	}
 	if err := s.bootstrap(ctx); err != nil {
 		s.Close()
