@@ -38,8 +38,8 @@ type reservation struct {
 
 // serviceRanges are the pools Services draw from.
 type serviceRanges struct {
-	ipNet          *net.IPNet
-	size           int64 // usable addresses: network and broadcast excluded
+	ipNet           *net.IPNet
+	size            int64 // usable addresses: network and broadcast excluded
 	portBase, ports int
 }
 
@@ -127,7 +127,6 @@ func (s *Server) allocate(ctx context.Context, res *resource, obj, old runtime.O
 	var oldSvc *corev1.Service
 	if old != nil {
 		oldSvc = old.(*corev1.Service)
-		keepAllocated(svc, oldSvc)
 	}
 	var made []string
 	release := func() {
@@ -168,8 +167,10 @@ func (s *Server) releaseDropped(ctx context.Context, obj, old runtime.Object) {
 
 // keepAllocated: an update that leaves clusterIP or nodePorts empty keeps
 // the allocated ones, and a type change drops the fields the new type
-// cannot have when the client left them as they were (upstream does both).
-func keepAllocated(svc, old *corev1.Service) {
+// cannot have when the client left them as they were (upstream does both,
+// before validating).
+func keepAllocated(obj, oldObj runtime.Object) {
+	svc, old := obj.(*corev1.Service), oldObj.(*corev1.Service)
 	if svc.Spec.Type == corev1.ServiceTypeExternalName && old.Spec.Type != corev1.ServiceTypeExternalName {
 		if svc.Spec.ClusterIP == old.Spec.ClusterIP {
 			svc.Spec.ClusterIP, svc.Spec.ClusterIPs = "", nil
@@ -198,6 +199,26 @@ func keepAllocated(svc, old *corev1.Service) {
 	} else if needsHealthCheckPort(svc) && svc.Spec.HealthCheckNodePort == 0 {
 		svc.Spec.HealthCheckNodePort = old.Spec.HealthCheckNodePort
 	}
+	external := svc.Spec.Type == corev1.ServiceTypeNodePort || svc.Spec.Type == corev1.ServiceTypeLoadBalancer
+	if !external && svc.Spec.ExternalTrafficPolicy == old.Spec.ExternalTrafficPolicy {
+		svc.Spec.ExternalTrafficPolicy = ""
+	}
+	if svc.Spec.Type != corev1.ServiceTypeLoadBalancer {
+		if equalPtr(svc.Spec.AllocateLoadBalancerNodePorts, old.Spec.AllocateLoadBalancerNodePorts) {
+			svc.Spec.AllocateLoadBalancerNodePorts = nil
+		}
+		if equalPtr(svc.Spec.LoadBalancerClass, old.Spec.LoadBalancerClass) {
+			svc.Spec.LoadBalancerClass = nil
+		}
+	}
+	if svc.Spec.Type == corev1.ServiceTypeExternalName && svc.Spec.InternalTrafficPolicy != nil &&
+		equalPtr(svc.Spec.InternalTrafficPolicy, old.Spec.InternalTrafficPolicy) {
+		svc.Spec.InternalTrafficPolicy = nil
+	}
+}
+
+func equalPtr[T comparable](a, b *T) bool {
+	return (a == nil && b == nil) || (a != nil && b != nil && *a == *b)
 }
 
 func needsClusterIP(svc *corev1.Service) bool {

@@ -101,7 +101,7 @@ func (s *Server) scaleTo(w http.ResponseWriter, r *http.Request, info *requestIn
 		}
 		setReplicas(cur, sc.Spec.Replicas)
 		return cur, nil
-	}, dryRun, false)
+	}, writeOpts{dryRun: dryRun, manager: managerName(r, "")})
 	if err != nil {
 		s.writeError(w, r, err)
 		return

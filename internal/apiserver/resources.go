@@ -62,7 +62,7 @@ func servedResources() []*resource {
 		{
 			gvr: gvr("events.k8s.io", "v1", "events"), kind: "Event", singular: "event", shortNames: []string{"ev"}, namespaced: true, ttl: eventTTL,
 			storage: "events", // shared with core/v1 events, see events.go
-			newObj: func() runtime.Object { return &eventsv1.Event{} }, newList: func() runtime.Object { return &eventsv1.EventList{} },
+			newObj:  func() runtime.Object { return &eventsv1.Event{} }, newList: func() runtime.Object { return &eventsv1.EventList{} },
 			fields: func(obj runtime.Object) fields.Set {
 				e := obj.(*eventsv1.Event)
 				return fields.Set{
@@ -115,6 +115,7 @@ func servicesResource() *resource {
 		namespaced: true, status: true,
 		newObj: func() runtime.Object { return &corev1.Service{} }, newList: func() runtime.Object { return &corev1.ServiceList{} },
 		prepareForCreate: func(obj runtime.Object) { obj.(*corev1.Service).Status = corev1.ServiceStatus{} },
+		prepareForUpdate: keepAllocated,
 		fields: func(obj runtime.Object) fields.Set {
 			svc := obj.(*corev1.Service)
 			return fields.Set{"spec.clusterIP": svc.Spec.ClusterIP, "spec.type": string(svc.Spec.Type)}

@@ -88,17 +88,18 @@ func (c *Config) Validate() error {
 
 // Server is a running API server.
 type Server struct {
-	cfg     Config
-	log     logr.Logger
-	scheme  *runtime.Scheme
-	codecs  serializer.CodecFactory
-	reg     *registry
-	store   *storage.Store
-	etcd    *storage.Embedded
-	openapi http.Handler
-	tls     *tls.Config
-	tokens  map[string]*user
-	ranges  *serviceRanges
+	cfg           Config
+	log           logr.Logger
+	scheme        *runtime.Scheme
+	codecs        serializer.CodecFactory
+	reg           *registry
+	store         *storage.Store
+	etcd          *storage.Embedded
+	openapi       http.Handler
+	tls           *tls.Config
+	tokens        map[string]*user
+	ranges        *serviceRanges
+	fieldManagers fieldManagers
 	// bookmarkInterval is the longest a watch with bookmarks goes
 	// without one.
 	bookmarkInterval time.Duration
@@ -115,6 +116,10 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 	}
 	s := &Server{cfg: cfg, log: klog.FromContext(ctx).WithName("apiserver"), scheme: newScheme(), bookmarkInterval: time.Minute}
 	s.codecs = newCodecs(s.scheme)
+	s.fieldManagers.s = s
+	// Parsing the OpenAPI schemas for managedFields takes a moment; do it
+	// while etcd starts.
+	go func() { _, _ = s.fieldManagers.typeConverter() }()
 	s.reg = newRegistry(servedResources())
 	var err error
 	if s.ranges, err = newServiceRanges(cfg.ServiceCIDR); err != nil {
@@ -232,7 +237,7 @@ func (s *Server) bootstrap(ctx context.Context) error {
 	nsRes := s.reg.lookup(coreV1, "namespaces")
 	for _, name := range []string{metav1.NamespaceDefault, metav1.NamespaceSystem, metav1.NamespacePublic, corev1.NamespaceNodeLease} {
 		ns := &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: name}}
-		if _, err := s.createObject(ctx, nsRes, ns, false); err != nil && !isAlreadyExists(err) {
+		if _, err := s.createObject(ctx, nsRes, ns, writeOpts{manager: "kite-apiserver"}); err != nil && !isAlreadyExists(err) {
 			return fmt.Errorf("create namespace %s: %w", name, err)
 		}
 	}
@@ -250,7 +255,7 @@ func (s *Server) bootstrap(ctx context.Context) error {
 	if err := s.store.Get(ctx, svcRes.key(svc.Namespace, svc.Name), &corev1.Service{}); err == nil {
 		return nil
 	}
-	if _, err := s.createObject(ctx, svcRes, svc, false); err != nil && !isAlreadyExists(err) {
+	if _, err := s.createObject(ctx, svcRes, svc, writeOpts{manager: "kite-apiserver"}); err != nil && !isAlreadyExists(err) {
 		return fmt.Errorf("create the kubernetes Service: %w", err)
 	}
 	return nil

@@ -45,8 +45,10 @@ func startInformer(t *testing.T, client kubernetes.Interface) (*recorder, cache.
 	f := informers.NewSharedInformerFactoryWithOptions(client, 0, informers.WithNamespace("default"))
 	inf := f.Core().V1().ConfigMaps().Informer()
 	_, _ = inf.AddEventHandler(cache.ResourceEventHandlerFuncs{
-		AddFunc:    func(o interface{}) { rec.add("add %s=%s", o.(*corev1.ConfigMap).Name, o.(*corev1.ConfigMap).Data["k"]) },
-		UpdateFunc: func(_, o interface{}) { rec.add("update %s=%s", o.(*corev1.ConfigMap).Name, o.(*corev1.ConfigMap).Data["k"]) },
+		AddFunc: func(o interface{}) { rec.add("add %s=%s", o.(*corev1.ConfigMap).Name, o.(*corev1.ConfigMap).Data["k"]) },
+		UpdateFunc: func(_, o interface{}) {
+			rec.add("update %s=%s", o.(*corev1.ConfigMap).Name, o.(*corev1.ConfigMap).Data["k"])
+		},
 		DeleteFunc: func(o interface{}) {
 			if d, ok := o.(cache.DeletedFinalStateUnknown); ok {
 				o = d.Obj

@@ -24,6 +24,7 @@ import (
 	"k8s.io/apimachinery/pkg/util/uuid"
 
 	"kite/internal/apiserver/defaults"
+	"kite/internal/apiserver/validation"
 	"kite/internal/storage"
 )
 
@@ -155,7 +156,7 @@ func (s *Server) create(w http.ResponseWriter, r *http.Request, info *requestInf
 			return
 		}
 	}
-	out, err := s.createObject(r.Context(), info.res, obj, dryRun)
+	out, err := s.createObject(r.Context(), info.res, obj, writeOpts{dryRun: dryRun, manager: managerName(r, opts.FieldManager)})
 	if err != nil {
 		s.writeError(w, r, err)
 		return
@@ -167,7 +168,8 @@ func (s *Server) create(w http.ResponseWriter, r *http.Request, info *requestInf
 // createObject runs the create path for obj: name generation, namespace
 // lifecycle, defaults, server-set metadata, validation, allocation, and the
 // write.
-func (s *Server) createObject(ctx context.Context, res *resource, obj runtime.Object, dryRun bool) (runtime.Object, error) {
+func (s *Server) createObject(ctx context.Context, res *resource, obj runtime.Object, opts writeOpts) (runtime.Object, error) {
+	dryRun := opts.dryRun
 	m := objectMeta(obj)
 	gk := res.gvk().GroupKind()
 	if m.GetResourceVersion() != "" {
@@ -188,7 +190,9 @@ func (s *Server) createObject(ctx context.Context, res *resource, obj runtime.Ob
 	m.SetCreationTimestamp(metav1.NewTime(time.Now().Truncate(time.Second)))
 	m.SetDeletionTimestamp(nil)
 	m.SetDeletionGracePeriodSeconds(nil)
-	m.SetManagedFields(nil)
+	if !opts.applied {
+		m.SetManagedFields(nil)
+	}
 	m.SetSelfLink("")
 	if hasSpec(obj) {
 		m.SetGeneration(1)
@@ -198,7 +202,11 @@ func (s *Server) createObject(ctx context.Context, res *resource, obj runtime.Ob
 	if res.prepareForCreate != nil {
 		res.prepareForCreate(obj)
 	}
-	errs := validateCreate(obj)
+	if !opts.applied {
+		obj = s.track(res, "", nil, obj, opts.manager)
+		m = objectMeta(obj)
+	}
+	errs := validation.ValidateCreate(obj)
 	if res.validate != nil {
 		errs = append(errs, res.validate(obj)...)
 	}
@@ -276,7 +284,7 @@ func (s *Server) update(w http.ResponseWriter, r *http.Request, info *requestInf
 	}
 	out, created, err := s.updateObject(r.Context(), info, func(runtime.Object) (runtime.Object, error) {
 		return obj.DeepCopyObject(), nil
-	}, dryRun, true)
+	}, writeOpts{dryRun: dryRun, create: info.res.allowCreateOnUpdate, manager: managerName(r, opts.FieldManager)})
 	if err != nil {
 		s.writeError(w, r, err)
 		return
@@ -305,6 +313,18 @@ func checkIdentity(info *requestInfo, obj runtime.Object) error {
 	return nil
 }
 
+// writeOpts are the options every write shares.
+type writeOpts struct {
+	dryRun bool
+	// manager is the field manager recorded in managedFields.
+	manager string
+	// create: a missing object is created (PUT where the resource
+	// allows it; apply always).
+	create bool
+	// applied: next already recorded managedFields (an apply).
+	applied bool
+}
+
 // errDryRun carries a dry run's result out of a storage update.
 type errDryRun struct{ obj runtime.Object }
 
@@ -314,7 +334,8 @@ func (errDryRun) Error() string { return "dry run" }
 // next (given the current state), applies the update semantics (status
 // split, server-owned metadata, generation, validation) and writes it.
 // With createOK a missing object is created when the resource allows it.
-func (s *Server) updateObject(ctx context.Context, info *requestInfo, next func(cur runtime.Object) (runtime.Object, error), dryRun, createOK bool) (runtime.Object, bool, error) {
+func (s *Server) updateObject(ctx context.Context, info *requestInfo, next func(cur runtime.Object) (runtime.Object, error), opts writeOpts) (runtime.Object, bool, error) {
+	dryRun := opts.dryRun
 	res := info.res
 	gk := res.gvk().GroupKind()
 	key := res.key(info.namespace, info.name)
@@ -340,6 +361,9 @@ func (s *Server) updateObject(ctx context.Context, info *requestInfo, next func(
 			obj = cur.DeepCopyObject()
 			copyField(obj, st, "Status")
 			m = objectMeta(obj)
+			if opts.applied {
+				m.SetManagedFields(objectMeta(st).GetManagedFields())
+			}
 		case "finalize":
 			// Only a namespace's spec.finalizers change.
 			fin := obj.(*corev1.Namespace).Spec.Finalizers
@@ -363,7 +387,6 @@ func (s *Server) updateObject(ctx context.Context, info *requestInfo, next func(
 		m.SetDeletionTimestamp(cm.GetDeletionTimestamp())
 		m.SetDeletionGracePeriodSeconds(cm.GetDeletionGracePeriodSeconds())
 		m.SetResourceVersion(cm.GetResourceVersion())
-		m.SetManagedFields(nil)
 		m.SetSelfLink("")
 		m.SetGeneration(cm.GetGeneration())
 		if specChanged(obj, cur) {
@@ -377,7 +400,10 @@ func (s *Server) updateObject(ctx context.Context, info *requestInfo, next func(
 				}
 			}
 		}
-		errs := validateUpdate(obj, cur)
+		if !opts.applied {
+			obj = s.track(res, info.subresource, cur, obj, opts.manager)
+		}
+		errs := validation.ValidateUpdate(obj, cur)
 		if res.validateUpdate != nil {
 			errs = append(errs, res.validateUpdate(obj, cur)...)
 		}
@@ -396,13 +422,20 @@ func (s *Server) updateObject(ctx context.Context, info *requestInfo, next func(
 	switch {
 	case errors.As(err, &dr):
 		return dr.obj, false, nil
-	case errors.Is(err, storage.ErrNotFound) && createOK && res.allowCreateOnUpdate && info.subresource == "":
+	case errors.Is(err, storage.ErrNotFound) && opts.create && info.subresource == "":
 		obj, err := next(nil)
 		if err != nil {
 			return nil, false, err
 		}
-		objectMeta(obj).SetResourceVersion("")
-		created, err := s.createObject(ctx, res, obj, dryRun)
+		m := objectMeta(obj)
+		m.SetResourceVersion("")
+		if m.GetName() != info.name {
+			return nil, false, apierrors.NewBadRequest(fmt.Sprintf("the name of the object (%s) does not match the name on the URL (%s)", m.GetName(), info.name))
+		}
+		if res.namespaced {
+			m.SetNamespace(info.namespace)
+		}
+		created, err := s.createObject(ctx, res, obj, opts)
 		return created, err == nil, err
 	case err != nil:
 		return nil, false, apiError(err, res.groupResource(), info.name)
@@ -452,10 +485,7 @@ func (s *Server) patch(w http.ResponseWriter, r *http.Request, info *requestInfo
 	pt := types.PatchType(ct)
 	switch pt {
 	case types.JSONPatchType, types.MergePatchType, types.StrategicMergePatchType:
-	case types.ApplyYAMLPatchType, types.ApplyCBORPatchType:
-		s.writeError(w, r, apierrors.NewGenericServerResponse(http.StatusUnsupportedMediaType, "patch", info.res.groupResource(), info.name,
-			"server-side apply is not supported by this kite server yet; use client-side apply (kubectl apply without --server-side)", 0, false))
-		return
+	case types.ApplyYAMLPatchType:
 	default:
 		s.writeError(w, r, unsupportedMediaType(fmt.Sprintf("%s: the body of the request was in an unknown format - accepted media types include: %s",
 			r.Header.Get("Content-Type"), strings.Join([]string{string(types.JSONPatchType), string(types.MergePatchType), string(types.StrategicMergePatchType)}, ", "))))
@@ -481,7 +511,18 @@ func (s *Server) patch(w http.ResponseWriter, r *http.Request, info *requestInfo
 		return
 	}
 	var warnings []string
-	out, _, err := s.updateObject(r.Context(), info, func(cur runtime.Object) (runtime.Object, error) {
+	wopts := writeOpts{dryRun: dryRun, manager: managerName(r, opts.FieldManager)}
+	if pt == types.ApplyYAMLPatchType {
+		if opts.FieldManager == "" {
+			s.writeError(w, r, apierrors.NewBadRequest("fieldManager is required for apply requests"))
+			return
+		}
+		wopts.create, wopts.applied = info.subresource == "", true
+	}
+	out, created, err := s.updateObject(r.Context(), info, func(cur runtime.Object) (runtime.Object, error) {
+		if pt == types.ApplyYAMLPatchType {
+			return s.apply(info.res, info.subresource, cur, body, opts.FieldManager, opts.Force != nil && *opts.Force)
+		}
 		patched, err := applyPatch(pt, s.encodeJSON(cur), body, info.res.newObj())
 		if err != nil {
 			return nil, err
@@ -492,13 +533,17 @@ func (s *Server) patch(w http.ResponseWriter, r *http.Request, info *requestInfo
 		}
 		warnings = ws
 		return obj, nil
-	}, dryRun, false)
+	}, wopts)
 	if err != nil {
 		s.writeError(w, r, err)
 		return
 	}
 	warn(w, warnings)
-	s.respond(w, r, t, info.res, http.StatusOK, out)
+	code := http.StatusOK
+	if created {
+		code = http.StatusCreated
+	}
+	s.respond(w, r, t, info.res, code, out)
 }
 
 // encodeJSON is the JSON form of a stored object, the document patches
@@ -546,4 +591,3 @@ func applyPatch(pt types.PatchType, doc, patch []byte, dataStruct runtime.Object
 		return out, nil
 	}
 }
-
