@@ -145,7 +145,9 @@ func TestServiceTypeChanges(t *testing.T) {
 		t.Fatalf("node port freed by a type change: %v", err)
 	}
 	// ClusterIP → ExternalName: the address is freed.
-	s = update("s", func(s *corev1.Service) { s.Spec.Type, s.Spec.ExternalName = corev1.ServiceTypeExternalName, "example.org" })
+	s = update("s", func(s *corev1.Service) {
+		s.Spec.Type, s.Spec.ExternalName = corev1.ServiceTypeExternalName, "example.org"
+	})
 	if s.Spec.ClusterIP != "" {
 		t.Fatalf("ClusterIP → ExternalName kept %q", s.Spec.ClusterIP)
 	}
