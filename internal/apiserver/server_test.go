@@ -37,12 +37,19 @@ func startServer(t *testing.T) *testServer {
 // startServerAt starts a server with state in dir, listening on addr.
 func startServerAt(t *testing.T, dir, addr string) *testServer {
 	t.Helper()
+	return startServerWith(t, dir, addr, nil)
+}
+
+// startServerWith starts a server on an external etcd when endpoints are
+// given.
+func startServerWith(t *testing.T, dir, addr string, etcd []string) *testServer {
+	t.Helper()
 	ln, err := net.Listen("tcp", addr)
 	if err != nil {
 		t.Fatal(err)
 	}
 	ctx, cancel := context.WithCancel(context.Background())
-	s, err := New(ctx, Config{StateDir: dir, Listen: ln.Addr().String(), CompactInterval: time.Hour})
+	s, err := New(ctx, Config{StateDir: dir, Listen: ln.Addr().String(), CompactInterval: time.Hour, EtcdEndpoints: etcd})
 	if err != nil {
 		cancel()
 		ln.Close()

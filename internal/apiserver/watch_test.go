@@ -15,6 +15,8 @@ import (
 	"k8s.io/client-go/informers"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/tools/cache"
+
+	"kite/internal/storage"
 )
 
 // recorder collects what an informer's handlers saw.
@@ -215,4 +217,43 @@ func TestWatchListInitialEvents(t *testing.T) {
 			t.Fatalf("no initial-events-end bookmark; got %v", added)
 		}
 	}
+}
+
+// An informer whose watch position was compacted away while it could not
+// reach the server relists on 410 Gone and catches up.
+func TestInformerRelistAfterGone(t *testing.T) {
+	ctx := context.Background()
+	etcdDir := t.TempDir()
+	e, err := storage.StartEmbedded(ctx, storage.EmbeddedConfig{Dir: etcdDir})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer e.Close()
+	endpoint := "unix://" + etcdDir + "/client.sock"
+	dir := t.TempDir()
+	a := startServerWith(t, dir, "127.0.0.1:0", []string{endpoint})
+	setCM(t, a.client, "keep", "1")
+	setCM(t, a.client, "gone", "1")
+	rec, _, stop := startInformer(t, a.client)
+	defer stop()
+	waitFor(t, 10*time.Second, "initial adds", func() bool { return rec.has("add keep=1") && rec.has("add gone=1") })
+
+	// While the server is down, a second server changes things and
+	// history is compacted past the informer's position.
+	a.stop()
+	b := startServerWith(t, t.TempDir(), "127.0.0.1:0", []string{endpoint})
+	if err := b.client.CoreV1().ConfigMaps("default").Delete(ctx, "gone", metav1.DeleteOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	setCM(t, b.client, "new", "1")
+	setCM(t, b.client, "new", "2")
+	rev, err := b.srv.store.Revision(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := b.srv.store.Compact(ctx, rev); err != nil {
+		t.Fatal(err)
+	}
+	startServerWith(t, dir, a.addr, []string{endpoint})
+	waitFor(t, 60*time.Second, "relist after 410", func() bool { return rec.has("add new=2") && rec.has("delete gone") })
 }
