@@ -39,3 +39,7 @@ func MainInNetns(m *testing.M) {
 	}
 	os.Exit(0)
 }
+
+// InNetns reports whether this process runs in the private namespace
+// MainInNetns (or hack/netns.sh) made.
+func InNetns() bool { return os.Getenv(EnvInNetns) == "1" }
