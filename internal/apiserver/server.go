@@ -315,6 +315,13 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 	}
 	go s.compactLoop(ctx)
 	go s.repairLoop(ctx)
+	masters := make(chan struct{})
+	go func() {
+		defer close(masters)
+		s.mastersLoop(ctx)
+	}()
+	// Withdraw from the kubernetes Service before etcd stops.
+	defer func() { <-masters }()
 	errc := make(chan error, 1)
 	go func() { errc <- srv.Serve(tls.NewListener(ln, s.tls)) }()
 	s.log.Info("serving", "address", ln.Addr().String())

@@ -4,9 +4,11 @@ import (
 	"context"
 	"fmt"
 	"net"
+	"os/exec"
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
@@ -235,4 +237,64 @@ func TestServiceAllocationTwoServers(t *testing.T) {
 	if len(ips) != 101 { // the 100, and kubernetes
 		t.Fatalf("%d distinct addresses, want 101", len(ips))
 	}
+}
+
+// The kubernetes Service lists every live API server; one that stops
+// withdraws. The servers' addresses are extra addresses on this private
+// namespace's loopback device.
+func TestKubernetesServiceEndpoints(t *testing.T) {
+	for _, a := range []string{"10.1.2.3/32", "10.1.2.4/32"} {
+		if out, err := exec.Command("ip", "addr", "add", a, "dev", "lo").CombinedOutput(); err != nil {
+			t.Fatalf("ip addr add %s: %v %s", a, err, out)
+		}
+	}
+	ctx := context.Background()
+	start := func(ip string, etcd []string) (string, func()) {
+		ln, err := net.Listen("tcp", ip+":6443")
+		if err != nil {
+			t.Fatal(err)
+		}
+		dir := t.TempDir()
+		sctx, cancel := context.WithCancel(ctx)
+		s, err := New(sctx, Config{StateDir: dir, Listen: ln.Addr().String(), AdvertiseAddress: ip, EtcdEndpoints: etcd})
+		if err != nil {
+			t.Fatal(err)
+		}
+		done := make(chan error, 1)
+		go func() { done <- s.Serve(sctx, ln) }()
+		stopped := false
+		stop := func() {
+			if !stopped {
+				stopped = true
+				cancel()
+				<-done
+			}
+		}
+		t.Cleanup(stop)
+		return dir, stop
+	}
+	dirA, _ := start("10.1.2.3", nil)
+	_, stopB := start("10.1.2.4", []string{"unix://" + dirA + "/etcd/client.sock"})
+	client, err := kubernetes.NewForConfig(clientConfig(t, dirA))
+	if err != nil {
+		t.Fatal(err)
+	}
+	addresses := func() string {
+		ep, err := client.CoreV1().Endpoints("default").Get(ctx, "kubernetes", metav1.GetOptions{})
+		if err != nil || len(ep.Subsets) == 0 {
+			return ""
+		}
+		var out []string
+		for _, a := range ep.Subsets[0].Addresses {
+			out = append(out, a.IP)
+		}
+		return strings.Join(out, ",") + fmt.Sprintf(":%d", ep.Subsets[0].Ports[0].Port)
+	}
+	waitFor(t, 30*time.Second, "both servers in the kubernetes endpoints", func() bool { return addresses() == "10.1.2.3,10.1.2.4:6443" })
+	slice, err := client.DiscoveryV1().EndpointSlices("default").Get(ctx, "kubernetes", metav1.GetOptions{})
+	if err != nil || len(slice.Endpoints) != 2 || *slice.Ports[0].Port != 6443 {
+		t.Fatalf("kubernetes EndpointSlice: %+v %v", slice, err)
+	}
+	stopB()
+	waitFor(t, 30*time.Second, "the stopped server withdrawn", func() bool { return addresses() == "10.1.2.3:6443" })
 }

@@ -59,6 +59,10 @@ func (c *ControlPlane) Run(ctx context.Context) error {
 		return err
 	}
 	if err := waitReady(ctx, client, apiErr); err != nil {
+		if ctx.Err() != nil {
+			// Stopped while starting: let the API server shut down.
+			return <-apiErr
+		}
 		return err
 	}
 	dyn, err := dynamic.NewForConfig(loopback)
