@@ -291,10 +291,10 @@ func TestKubernetesServiceEndpoints(t *testing.T) {
 		return strings.Join(out, ",") + fmt.Sprintf(":%d", ep.Subsets[0].Ports[0].Port)
 	}
 	waitFor(t, 30*time.Second, "both servers in the kubernetes endpoints", func() bool { return addresses() == "10.1.2.3,10.1.2.4:6443" })
-	slice, err := client.DiscoveryV1().EndpointSlices("default").Get(ctx, "kubernetes", metav1.GetOptions{})
-	if err != nil || len(slice.Endpoints) != 2 || *slice.Ports[0].Port != 6443 {
-		t.Fatalf("kubernetes EndpointSlice: %+v %v", slice, err)
-	}
+	waitFor(t, 30*time.Second, "both servers in the kubernetes EndpointSlice", func() bool {
+		slice, err := client.DiscoveryV1().EndpointSlices("default").Get(ctx, "kubernetes", metav1.GetOptions{})
+		return err == nil && len(slice.Endpoints) == 2 && *slice.Ports[0].Port == 6443
+	})
 	stopB()
 	waitFor(t, 30*time.Second, "the stopped server withdrawn", func() bool { return addresses() == "10.1.2.3:6443" })
 }
