@@ -29,6 +29,7 @@ deps:
 # Every tier runs inside a fresh network and mount namespace (hack/netns.sh),
 # so no test traffic can leave the machine.
 test: deps build
+	test/e2e/get-kubectl-1.20.sh
 	$(GO) test -count=1 -run XXX ./... >/dev/null
 	hack/netns.sh $(GO) test -count=1 -timeout 20m ./...
 

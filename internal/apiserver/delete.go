@@ -95,6 +95,9 @@ func (s *Server) blocksDeletion(res *resource, obj runtime.Object) bool {
 func (s *Server) deleteObject(ctx context.Context, res *resource, ns, name string, opts *metav1.DeleteOptions) (runtime.Object, bool, error) {
 	dryRun := len(opts.DryRun) > 0
 	key := res.key(ns, name)
+	if res.gvr.Resource == "namespaces" && immortalNamespace(name) {
+		return nil, false, apierrors.NewForbidden(res.groupResource(), name, errors.New("this namespace may not be deleted"))
+	}
 	check := func(cur runtime.Object) error {
 		m := objectMeta(cur)
 		if p := opts.Preconditions; p != nil {

@@ -22,6 +22,7 @@ import (
 	utilrand "k8s.io/apimachinery/pkg/util/rand"
 	"k8s.io/apimachinery/pkg/util/strategicpatch"
 	"k8s.io/apimachinery/pkg/util/uuid"
+	"k8s.io/apimachinery/pkg/util/validation/field"
 
 	"kite/internal/apiserver/defaults"
 	"kite/internal/apiserver/validation"
@@ -80,7 +81,7 @@ func (s *Server) decode(res *resource, body []byte, opts decodeOptions) (runtime
 			return nil, nil, apierrors.NewBadRequest(err.Error())
 		}
 		if opts.fieldValidation == "Strict" {
-			return nil, nil, apierrors.NewBadRequest(err.Error())
+			return nil, nil, errStrict{apierrors.NewBadRequest(err.Error())}
 		}
 		if sde, ok := runtime.AsStrictDecodingError(err); ok {
 			for _, e := range sde.Errors() {
@@ -95,6 +96,12 @@ func (s *Server) decode(res *resource, body []byte, opts decodeOptions) (runtime
 	obj.GetObjectKind().SetGroupVersionKind(gvk)
 	return obj, warnings, nil
 }
+
+// errStrict is a 400 for unknown or duplicate fields under Strict field
+// validation.
+type errStrict struct{ *apierrors.StatusError }
+
+func (e errStrict) Unwrap() error { return e.StatusError }
 
 func warn(w http.ResponseWriter, warnings []string) {
 	for _, m := range warnings {
@@ -219,6 +226,11 @@ func (s *Server) createObject(ctx context.Context, res *resource, obj runtime.Ob
 	}
 	if dryRun {
 		release()
+		// A real create would fail on an existing object; so does
+		// its dry run.
+		if err := s.store.Get(ctx, res.key(m.GetNamespace(), m.GetName()), res.newObj()); err == nil {
+			return nil, apierrors.NewAlreadyExists(res.groupResource(), m.GetName())
+		}
 		return obj, nil
 	}
 	if err := s.store.Create(ctx, res.key(m.GetNamespace(), m.GetName()), obj, res.ttl); err != nil {
@@ -528,6 +540,13 @@ func (s *Server) patch(w http.ResponseWriter, r *http.Request, info *requestInfo
 			return nil, err
 		}
 		obj, ws, err := s.decode(info.res, patched, decodeOptions{fieldValidation: opts.FieldValidation})
+		var strict errStrict
+		if errors.As(err, &strict) {
+			// In a patch, unknown fields are the patch's fault (as
+			// upstream reports them).
+			return nil, apierrors.NewInvalid(info.res.gvk().GroupKind(), info.name, field.ErrorList{
+				field.Invalid(field.NewPath("patch"), string(body), strict.Error())})
+		}
 		if err != nil {
 			return nil, err
 		}
