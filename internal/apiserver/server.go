@@ -336,9 +336,14 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 	case err := <-etcdErr:
 		return fmt.Errorf("embedded etcd failed: %w", err)
 	}
-	shutdown, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	// Requests end with ctx (BaseContext), so a short graceful phase is
+	// enough; HTTP/2 connections would otherwise linger a second after
+	// their GOAWAY.
+	shutdown, cancel := context.WithTimeout(context.Background(), 200*time.Millisecond)
 	defer cancel()
-	_ = srv.Shutdown(shutdown)
+	if err := srv.Shutdown(shutdown); err != nil {
+		_ = srv.Close()
+	}
 	return nil
 }
 
