@@ -1,29 +1,31 @@
 package main
 
 import (
+	"time"
+
 	"github.com/spf13/cobra"
 
-	"kite/internal/apiserver"
 	"kite/internal/controlplane"
 )
 
 func newServerCommand() *cobra.Command {
-	var cfg apiserver.Config
+	var cp controlplane.Config
+	cfg := &cp.API
 	cmd := &cobra.Command{
 		Use:   "server",
 		Short: "Run the API server (with an embedded etcd unless --etcd-endpoints is given)",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			cfg.Defaults()
-			if err := cfg.Validate(); err != nil {
+			cp.Defaults()
+			if err := cp.Validate(); err != nil {
 				return err
 			}
-			cp, err := controlplane.New(cmd.Context(), controlplane.Config{API: cfg})
+			server, err := controlplane.New(cmd.Context(), cp)
 			if err != nil {
 				return err
 			}
-			cmd.PrintErrf("kite server: admin kubeconfig at %s\n", cp.AdminKubeconfig())
-			return cp.Run(cmd.Context())
+			cmd.PrintErrf("kite server: admin kubeconfig at %s\n", server.AdminKubeconfig())
+			return server.Run(cmd.Context())
 		},
 	}
 	f := cmd.Flags()
@@ -34,5 +36,9 @@ func newServerCommand() *cobra.Command {
 	f.StringVar(&cfg.EtcdListenClient, "etcd-listen-client", "", "with embedded etcd, also serve etcd's client API at this URL (e.g. http://10.0.0.1:2379) for other kite servers")
 	f.StringVar(&cfg.ServiceCIDR, "service-cidr", "10.96.0.0/16", "CIDR of Service cluster IPs")
 	f.StringVar(&cfg.ClusterCIDR, "cluster-cidr", "10.244.0.0/16", "CIDR of pod IPs, split into per-node pod CIDRs")
+	f.BoolVar(&cp.LeaderElection, "leader-elect", true, "with several servers on one etcd, run the controllers in one of them at a time")
+	f.DurationVar(&cp.NodeMonitorGracePeriod, "node-monitor-grace-period", 40*time.Second, "a node silent this long becomes NotReady (Unknown)")
+	f.DurationVar(&cp.PodEvictionTimeout, "pod-eviction-timeout", 300*time.Second, "how long pods stay on an unreachable node before eviction, unless they tolerate otherwise")
+	f.IntVar(&cp.NodeCIDRMaskSize, "node-cidr-mask-size", 24, "prefix length of each node's pod CIDR")
 	return cmd
 }
