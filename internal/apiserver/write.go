@@ -119,26 +119,12 @@ func isDryRun(dryRun []string) (bool, error) {
 }
 
 func (s *Server) create(w http.ResponseWriter, r *http.Request, info *requestInfo) {
-	t, err := s.negotiate(r, true)
-	if err != nil {
-		s.writeError(w, r, notAcceptable(err.Error()))
-		return
-	}
 	if info.name != "" && info.subresource == "" {
 		s.writeError(w, r, apierrors.NewMethodNotSupported(info.res.groupResource(), "POST on a named object"))
 		return
 	}
 	var opts metav1.CreateOptions
-	if err := s.params(r, &opts); err != nil {
-		s.writeError(w, r, err)
-		return
-	}
-	dryRun, err := isDryRun(opts.DryRun)
-	if err != nil {
-		s.writeError(w, r, err)
-		return
-	}
-	body, err := readBody(r)
+	t, body, dryRun, err := s.writeRequest(r, &opts, &opts.DryRun)
 	if err != nil {
 		s.writeError(w, r, err)
 		return
@@ -256,26 +242,12 @@ func (s *Server) admitNamespace(ctx context.Context, ns string) error {
 }
 
 func (s *Server) update(w http.ResponseWriter, r *http.Request, info *requestInfo) {
-	t, err := s.negotiate(r, true)
-	if err != nil {
-		s.writeError(w, r, notAcceptable(err.Error()))
-		return
-	}
 	if info.name == "" {
 		s.writeError(w, r, apierrors.NewMethodNotSupported(info.res.groupResource(), "PUT on a collection"))
 		return
 	}
 	var opts metav1.UpdateOptions
-	if err := s.params(r, &opts); err != nil {
-		s.writeError(w, r, err)
-		return
-	}
-	dryRun, err := isDryRun(opts.DryRun)
-	if err != nil {
-		s.writeError(w, r, err)
-		return
-	}
-	body, err := readBody(r)
+	t, body, dryRun, err := s.writeRequest(r, &opts, &opts.DryRun)
 	if err != nil {
 		s.writeError(w, r, err)
 		return
@@ -484,11 +456,6 @@ func contains(list []string, s string) bool {
 }
 
 func (s *Server) patch(w http.ResponseWriter, r *http.Request, info *requestInfo) {
-	t, err := s.negotiate(r, true)
-	if err != nil {
-		s.writeError(w, r, notAcceptable(err.Error()))
-		return
-	}
 	if info.name == "" {
 		s.writeError(w, r, apierrors.NewMethodNotSupported(info.res.groupResource(), "PATCH on a collection"))
 		return
@@ -504,16 +471,7 @@ func (s *Server) patch(w http.ResponseWriter, r *http.Request, info *requestInfo
 		return
 	}
 	var opts metav1.PatchOptions
-	if err := s.params(r, &opts); err != nil {
-		s.writeError(w, r, err)
-		return
-	}
-	dryRun, err := isDryRun(opts.DryRun)
-	if err != nil {
-		s.writeError(w, r, err)
-		return
-	}
-	body, err := readBody(r)
+	t, body, dryRun, err := s.writeRequest(r, &opts, &opts.DryRun)
 	if err != nil {
 		s.writeError(w, r, err)
 		return
@@ -609,4 +567,23 @@ func applyPatch(pt types.PatchType, doc, patch []byte, dataStruct runtime.Object
 		}
 		return out, nil
 	}
+}
+
+// writeRequest reads what every write starts with: the response encoding,
+// the options from the query (opts, whose DryRun field is dryRun), and the
+// body.
+func (s *Server) writeRequest(r *http.Request, opts runtime.Object, dryRun *[]string) (target, []byte, bool, error) {
+	t, err := s.negotiate(r, true)
+	if err != nil {
+		return t, nil, false, notAcceptable(err.Error())
+	}
+	if err := s.params(r, opts); err != nil {
+		return t, nil, false, err
+	}
+	dry, err := isDryRun(*dryRun)
+	if err != nil {
+		return t, nil, false, err
+	}
+	body, err := readBody(r)
+	return t, body, dry, err
 }
