@@ -40,7 +40,7 @@ trap 'rm -f "${report}"' EXIT
 # No --output-model-name-file: k8s.io/api and apimachinery already ship
 # OpenAPIModelName() methods, which make the generated keys the REST-friendly
 # names (io.k8s.api.core.v1.Pod) that clients expect.
-go run k8s.io/kube-openapi/cmd/openapi-gen \
+go tool openapi-gen \
   --output-dir "${dir}" \
   --output-pkg "${pkg}" \
   --output-file zz_generated.openapi.go \
