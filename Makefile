@@ -20,7 +20,7 @@ build:
 	$(GO) build -ldflags "$(LDFLAGS)" -o $(BIN) ./cmd/kite
 
 # Packages the tests need on a fresh Debian 12 machine.
-APT_PACKAGES := runc nftables iptables iproute2 busybox-static conntrack curl util-linux tmux
+APT_PACKAGES := runc nftables iptables iproute2 busybox-static conntrack curl util-linux tmux containernetworking-plugins bc
 deps:
 	@missing=""; for p in $(APT_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
 	if [ -n "$$missing" ]; then echo "installing:$$missing"; \
