@@ -11,9 +11,10 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/fields"
 	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/utils/ptr"
 )
 
-func podsResource() *resource {
+func podsResource(defaultToleration int64) *resource {
 	return &resource{
 		gvr: gvr("", "v1", "pods"), kind: "Pod", singular: "pod", shortNames: []string{"po"}, categories: []string{"all"},
 		namespaced: true, status: true, subresources: []string{"binding", "log", "exec", "attach", "portforward"},
@@ -21,6 +22,11 @@ func podsResource() *resource {
 		prepareForCreate: func(obj runtime.Object) {
 			pod := obj.(*corev1.Pod)
 			pod.Status = corev1.PodStatus{Phase: corev1.PodPending, QOSClass: qosClass(&pod.Spec)}
+			if len(pod.Spec.SchedulingGates) > 0 {
+				pod.Status.Conditions = []corev1.PodCondition{{Type: corev1.PodScheduled, Status: corev1.ConditionFalse,
+					Reason: corev1.PodReasonSchedulingGated, Message: "Scheduling is blocked due to non-empty scheduling gates"}}
+			}
+			addDefaultTolerations(&pod.Spec, defaultToleration)
 		},
 		fields:      podFields,
 		gracePeriod: podGracePeriod,
@@ -151,4 +157,24 @@ func setPodCondition(pod *corev1.Pod, c corev1.PodCondition) {
 		}
 	}
 	pod.Status.Conditions = append(pod.Status.Conditions, c)
+}
+
+// addDefaultTolerations gives a pod seconds on a node that is not ready or
+// unreachable before eviction, unless it says otherwise (upstream's
+// DefaultTolerationSeconds admission).
+func addDefaultTolerations(spec *corev1.PodSpec, seconds int64) {
+	for _, key := range []string{corev1.TaintNodeNotReady, corev1.TaintNodeUnreachable} {
+		has := false
+		for _, t := range spec.Tolerations {
+			if (t.Key == key || (t.Key == "" && t.Operator == corev1.TolerationOpExists)) &&
+				(t.Effect == "" || t.Effect == corev1.TaintEffectNoExecute) {
+				has = true
+				break
+			}
+		}
+		if !has {
+			spec.Tolerations = append(spec.Tolerations, corev1.Toleration{Key: key, Operator: corev1.TolerationOpExists,
+				Effect: corev1.TaintEffectNoExecute, TolerationSeconds: ptr.To(seconds)})
+		}
+	}
 }

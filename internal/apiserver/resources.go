@@ -17,11 +17,11 @@ func gvr(group, version, resource string) schema.GroupVersionResource {
 // servedResources is every resource the server serves, with its strategy.
 // The hooks of the richer kinds live in their own files (pods.go,
 // namespaces.go, apps.go, ...).
-func servedResources() []*resource {
+func servedResources(cfg Config) []*resource {
 	return []*resource{
 		namespacesResource(),
 		nodesResource(),
-		podsResource(),
+		podsResource(cfg.DefaultTolerationSeconds),
 		servicesResource(),
 		{
 			gvr: gvr("", "v1", "endpoints"), kind: "Endpoints", listKind: "EndpointsList", singular: "endpoints", shortNames: []string{"ep"},

@@ -49,6 +49,10 @@ type Config struct {
 	ClusterCIDR      string
 	// CompactInterval is how often old etcd revisions are discarded.
 	CompactInterval time.Duration
+	// DefaultTolerationSeconds is how long a pod stays on a not-ready or
+	// unreachable node when it does not say (upstream's
+	// --default-{not-ready,unreachable}-toleration-seconds).
+	DefaultTolerationSeconds int64
 }
 
 // Defaults fills unset fields.
@@ -64,6 +68,9 @@ func (c *Config) Defaults() {
 	}
 	if c.CompactInterval == 0 {
 		c.CompactInterval = 5 * time.Minute
+	}
+	if c.DefaultTolerationSeconds == 0 {
+		c.DefaultTolerationSeconds = 300
 	}
 }
 
@@ -120,7 +127,7 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 	// Parsing the OpenAPI schemas for managedFields takes a moment; do it
 	// while etcd starts.
 	go func() { _, _ = s.fieldManagers.typeConverter() }()
-	s.reg = newRegistry(servedResources())
+	s.reg = newRegistry(servedResources(cfg))
 	var err error
 	if s.ranges, err = newServiceRanges(cfg.ServiceCIDR); err != nil {
 		return nil, err

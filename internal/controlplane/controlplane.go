@@ -47,6 +47,9 @@ type Config struct {
 
 // Defaults fills unset fields.
 func (c *Config) Defaults() {
+	if c.API.DefaultTolerationSeconds == 0 && c.PodEvictionTimeout > 0 {
+		c.API.DefaultTolerationSeconds = int64(c.PodEvictionTimeout / time.Second)
+	}
 	c.API.Defaults()
 	if c.LeaseDuration == 0 {
 		c.LeaseDuration = 15 * time.Second

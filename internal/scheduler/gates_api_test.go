@@ -39,7 +39,6 @@ func TestAPISchedulingGates(t *testing.T) {
 // SchedulingGated, from the API server itself (upstream's pod strategy,
 // PrepareForCreate).
 func TestAPIServerGatedCondition(t *testing.T) {
-	t.Skip("kite API server bug (reported with the scheduler): a gated pod is created without the PodScheduled=False/SchedulingGated condition; remove this Skip when fixed")
 	h := startScheduler(t, Config{})
 	p := h.createPod(testPod("gated", func(p *corev1.Pod) {
 		p.Spec.SchedulingGates = []corev1.PodSchedulingGate{{Name: "example.com/wait"}}

@@ -143,7 +143,7 @@ func TestAPIAllNodesDown(t *testing.T) {
 // its taints (a fresh grace period does not clear them) and evicts on the
 // original schedule, counted from the taint's timeAdded.
 func TestAPIRestart(t *testing.T) {
-	api := apitest.Start(t, apitest.Options{})
+	api := apitest.Start(t, apitest.Options{DefaultTolerationSeconds: testToleration})
 	h := &harness{t: t, ctx: t.Context(), client: api.Client}
 	stop := h.runController()
 	worker := h.startAgent("kite-worker")

@@ -45,7 +45,7 @@ type harness struct {
 
 func startController(t *testing.T) *harness {
 	t.Helper()
-	api := apitest.Start(t, apitest.Options{})
+	api := apitest.Start(t, apitest.Options{DefaultTolerationSeconds: testToleration})
 	h := &harness{t: t, ctx: t.Context(), client: api.Client}
 	h.runController()
 	return h

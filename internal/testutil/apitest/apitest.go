@@ -33,6 +33,8 @@ type Server struct {
 type Options struct {
 	ServiceCIDR, ClusterCIDR string
 	EtcdEndpoints            []string
+	// DefaultTolerationSeconds: see apiserver.Config.
+	DefaultTolerationSeconds int64
 }
 
 // Start starts a server that stops when the test ends.
@@ -48,7 +50,8 @@ func Start(t testing.TB, opts Options) *Server {
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	s, err := apiserver.New(ctx, apiserver.Config{StateDir: dir, Listen: ln.Addr().String(),
-		ServiceCIDR: opts.ServiceCIDR, ClusterCIDR: opts.ClusterCIDR, EtcdEndpoints: opts.EtcdEndpoints})
+		ServiceCIDR: opts.ServiceCIDR, ClusterCIDR: opts.ClusterCIDR, EtcdEndpoints: opts.EtcdEndpoints,
+		DefaultTolerationSeconds: opts.DefaultTolerationSeconds})
 	if err != nil {
 		cancel()
 		ln.Close()
