@@ -2,6 +2,9 @@ package controlplane
 
 import (
 	"kite/internal/controller/namespace"
+	"kite/internal/controller/nodeipam"
+	"kite/internal/controller/nodelifecycle"
+	"kite/internal/scheduler"
 )
 
 // loop is one control loop the leader runs.
@@ -14,5 +17,17 @@ type loop struct {
 var loops = []loop{
 	{"namespace-controller", func(cc *controllerContext) (runner, error) {
 		return namespace.New(namespace.Config{Client: cc.client, Dynamic: cc.dynamic, Namespaces: cc.informers.Core().V1().Namespaces()})
+	}},
+	{"node-ipam-controller", func(cc *controllerContext) (runner, error) {
+		return nodeipam.New(nodeipam.Config{Client: cc.client, Informers: cc.informers, Recorder: cc.recorder("cidrAllocator"),
+			ClusterCIDR: cc.cfg.API.ClusterCIDR, ServiceCIDR: cc.cfg.API.ServiceCIDR, NodeMaskSizeIPv4: cc.cfg.NodeCIDRMaskSize})
+	}},
+	{"node-lifecycle-controller", func(cc *controllerContext) (runner, error) {
+		secs := int64(cc.cfg.PodEvictionTimeout.Seconds())
+		return nodelifecycle.New(nodelifecycle.Config{Client: cc.client, Informers: cc.informers, Recorder: cc.recorder("node-controller"),
+			GracePeriod: cc.cfg.NodeMonitorGracePeriod, NotReadyTolerationSeconds: secs, UnreachableTolerationSeconds: secs})
+	}},
+	{"scheduler", func(cc *controllerContext) (runner, error) {
+		return scheduler.New(scheduler.Config{Client: cc.client, Informers: cc.informers, Recorder: cc.recorder("default-scheduler")})
 	}},
 }
