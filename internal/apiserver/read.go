@@ -85,12 +85,8 @@ func (s *Server) tableKind(table *metav1.Table, t target) *metav1.Table {
 }
 
 func (s *Server) partial(obj runtime.Object, t target) *metav1.PartialObjectMetadata {
-	m := objectMeta(obj)
-	p := &metav1.PartialObjectMetadata{}
+	p := meta.AsPartialObjectMetadata(objectMeta(obj))
 	p.APIVersion, p.Kind = "meta.k8s.io/"+t.version, "PartialObjectMetadata"
-	if om, ok := m.(*metav1.ObjectMeta); ok {
-		p.ObjectMeta = *om
-	}
 	return p
 }
 

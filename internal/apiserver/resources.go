@@ -5,6 +5,7 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	discoveryv1 "k8s.io/api/discovery/v1"
 	eventsv1 "k8s.io/api/events/v1"
+	"k8s.io/apimachinery/pkg/api/equality"
 	"k8s.io/apimachinery/pkg/fields"
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/runtime/schema"
@@ -53,6 +54,16 @@ func servedResources(cfg Config) []*resource {
 			newObj: func() runtime.Object { return &discoveryv1.EndpointSlice{} }, newList: func() runtime.Object { return &discoveryv1.EndpointSliceList{} },
 			fields: func(obj runtime.Object) fields.Set {
 				return fields.Set{"addressType": string(obj.(*discoveryv1.EndpointSlice).AddressType)}
+			},
+			// EndpointSlices have no spec but track generation (as
+			// upstream): consumers use it to see changed endpoints.
+			prepareForCreate: func(obj runtime.Object) { obj.(*discoveryv1.EndpointSlice).Generation = 1 },
+			prepareForUpdate: func(obj, old runtime.Object) {
+				es, o := obj.(*discoveryv1.EndpointSlice), old.(*discoveryv1.EndpointSlice)
+				if !equality.Semantic.DeepEqual(es.Endpoints, o.Endpoints) || !equality.Semantic.DeepEqual(es.Ports, o.Ports) ||
+					es.AddressType != o.AddressType || !equality.Semantic.DeepEqual(es.Labels, o.Labels) {
+					es.Generation = o.Generation + 1
+				}
 			},
 		},
 		{

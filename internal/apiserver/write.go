@@ -359,9 +359,6 @@ func (s *Server) updateObject(ctx context.Context, info *requestInfo, next func(
 				copyField(obj, cur, "Status")
 			}
 			defaults.Object(obj)
-			if res.prepareForUpdate != nil {
-				res.prepareForUpdate(obj, cur)
-			}
 		}
 		// Server-owned metadata.
 		m.SetName(cm.GetName())
@@ -375,6 +372,9 @@ func (s *Server) updateObject(ctx context.Context, info *requestInfo, next func(
 		m.SetGeneration(cm.GetGeneration())
 		if specChanged(obj, cur) {
 			m.SetGeneration(cm.GetGeneration() + 1)
+		}
+		if res.prepareForUpdate != nil && info.subresource == "" {
+			res.prepareForUpdate(obj, cur)
 		}
 		if cm.GetDeletionTimestamp() != nil && len(m.GetFinalizers()) > len(cm.GetFinalizers()) {
 			for _, f := range m.GetFinalizers() {

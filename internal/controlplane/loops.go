@@ -1,9 +1,14 @@
 package controlplane
 
 import (
+	"kite/internal/controller/endpoints"
+	"kite/internal/controller/endpointslice"
+	"kite/internal/controller/endpointslicemirroring"
+	"kite/internal/controller/garbagecollector"
 	"kite/internal/controller/namespace"
 	"kite/internal/controller/nodeipam"
 	"kite/internal/controller/nodelifecycle"
+	"kite/internal/controller/serviceaccount"
 	"kite/internal/scheduler"
 )
 
@@ -26,6 +31,22 @@ var loops = []loop{
 		secs := int64(cc.cfg.PodEvictionTimeout.Seconds())
 		return nodelifecycle.New(nodelifecycle.Config{Client: cc.client, Informers: cc.informers, Recorder: cc.recorder("node-controller"),
 			GracePeriod: cc.cfg.NodeMonitorGracePeriod, NotReadyTolerationSeconds: secs, UnreachableTolerationSeconds: secs})
+	}},
+	{"endpointslice-controller", func(cc *controllerContext) (runner, error) {
+		return endpointslice.New(endpointslice.Config{Client: cc.client, Informers: cc.informers, Recorder: cc.recorder("endpoint-slice-controller")})
+	}},
+	{"endpoints-controller", func(cc *controllerContext) (runner, error) {
+		return endpoints.New(endpoints.Config{Client: cc.client, Informers: cc.informers, Recorder: cc.recorder("endpoint-controller")})
+	}},
+	{"endpointslice-mirroring-controller", func(cc *controllerContext) (runner, error) {
+		return endpointslicemirroring.New(endpointslicemirroring.Config{Client: cc.client, Informers: cc.informers,
+			Recorder: cc.recorder("endpoint-slice-mirroring-controller")})
+	}},
+	{"garbage-collector", func(cc *controllerContext) (runner, error) {
+		return garbagecollector.New(garbagecollector.Config{Client: cc.client, Metadata: cc.metadata, Recorder: cc.recorder("garbage-collector-controller")})
+	}},
+	{"serviceaccount-controller", func(cc *controllerContext) (runner, error) {
+		return serviceaccount.New(serviceaccount.Config{Client: cc.client, Informers: cc.informers, Recorder: cc.recorder("service-account-controller")})
 	}},
 	{"scheduler", func(cc *controllerContext) (runner, error) {
 		return scheduler.New(scheduler.Config{Client: cc.client, Informers: cc.informers, Recorder: cc.recorder("default-scheduler")})
