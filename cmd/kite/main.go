@@ -12,14 +12,21 @@ import (
 	"syscall"
 
 	"github.com/spf13/cobra"
+
+	"kite/internal/cni"
 )
 
 func main() {
-	// Names kite is installed under elsewhere dispatch here (e.g. kubectl).
+	// Names kite is installed under elsewhere dispatch here.
 	switch filepath.Base(os.Args[0]) {
 	case "kubectl":
 		runKubectl(os.Args[1:])
 		return
+	case "kite":
+		if cniInvocation(os.Args[0]) {
+			cni.Main()
+			return
+		}
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
@@ -36,6 +43,18 @@ func newRootCommand() *cobra.Command {
 		SilenceUsage:  true,
 		SilenceErrors: true,
 	}
-	root.AddCommand(newVersionCommand(), newServerCommand(), newKubectlCommand())
+	root.AddCommand(newVersionCommand(), newServerCommand(), newKubectlCommand(), newCNICommand())
 	return root
+}
+
+// cniInvocation tells a CNI runtime's call of /opt/cni/bin/kite from a
+// user's `kite`: the runtime sets CNI_COMMAND, and a plugin directory
+// (.../cni/bin, .../lib/cni) means a plugin even when run by hand (which
+// must then fail as the CNI spec says, S10).
+func cniInvocation(argv0 string) bool {
+	if os.Getenv("CNI_COMMAND") != "" {
+		return true
+	}
+	dir := filepath.Dir(argv0)
+	return filepath.Base(dir) == "bin" && filepath.Base(filepath.Dir(dir)) == "cni" || filepath.Base(dir) == "cni"
 }
