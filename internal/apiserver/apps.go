@@ -6,6 +6,7 @@ import (
 
 	appsv1 "k8s.io/api/apps/v1"
 	autoscalingv1 "k8s.io/api/autoscaling/v1"
+	"k8s.io/apimachinery/pkg/api/equality"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
@@ -16,16 +17,24 @@ import (
 func deploymentsResource() *resource {
 	return &resource{
 		gvr: gvr("apps", "v1", "deployments"), kind: "Deployment", singular: "deployment", shortNames: []string{"deploy"},
-		categories: []string{"all"}, namespaced: true, status: true, subresources: []string{"scale"},
+		categories: []string{"all"}, namespaced: true, status: true, subresources: []string{"scale"}, statusKeepsAnnotations: true,
 		newObj: func() runtime.Object { return &appsv1.Deployment{} }, newList: func() runtime.Object { return &appsv1.DeploymentList{} },
 		prepareForCreate: func(obj runtime.Object) { obj.(*appsv1.Deployment).Status = appsv1.DeploymentStatus{} },
+		prepareForUpdate: func(obj, old runtime.Object) {
+			// Annotation changes count as a new generation too
+			// (upstream, for the rollback annotations of old).
+			d, o := obj.(*appsv1.Deployment), old.(*appsv1.Deployment)
+			if d.Generation == o.Generation && !equality.Semantic.DeepEqual(d.Annotations, o.Annotations) {
+				d.Generation = o.Generation + 1
+			}
+		},
 	}
 }
 
 func replicaSetsResource() *resource {
 	return &resource{
 		gvr: gvr("apps", "v1", "replicasets"), kind: "ReplicaSet", singular: "replicaset", shortNames: []string{"rs"},
-		categories: []string{"all"}, namespaced: true, status: true, subresources: []string{"scale"},
+		categories: []string{"all"}, namespaced: true, status: true, subresources: []string{"scale"}, statusKeepsAnnotations: true,
 		newObj: func() runtime.Object { return &appsv1.ReplicaSet{} }, newList: func() runtime.Object { return &appsv1.ReplicaSetList{} },
 		prepareForCreate: func(obj runtime.Object) { obj.(*appsv1.ReplicaSet).Status = appsv1.ReplicaSetStatus{} },
 	}

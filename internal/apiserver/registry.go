@@ -34,6 +34,9 @@ type resource struct {
 	// status: the object has a status subresource, so the main resource
 	// ignores status changes and /status ignores everything else.
 	status bool
+	// statusKeepsAnnotations: /status also writes annotations (apps
+	// kinds: the deployment controller records revisions that way).
+	statusKeepsAnnotations bool
 	// subresources beyond status: "scale", "binding", "log", ...
 	subresources []string
 

@@ -29,6 +29,10 @@ import (
 	"kite/internal/storage"
 )
 
+// maxGeneratedNameBase: generateName is cut so that with its five random
+// characters a name fits 63.
+const maxGeneratedNameBase = 63 - 5
+
 // maxBody caps request bodies, as upstream does (3 MiB).
 const maxBody = 3 << 20
 
@@ -169,7 +173,12 @@ func (s *Server) createObject(ctx context.Context, res *resource, obj runtime.Ob
 		return nil, apierrors.NewBadRequest("resourceVersion should not be set on objects to be created")
 	}
 	if m.GetName() == "" && m.GetGenerateName() != "" {
-		m.SetName(m.GetGenerateName() + utilrand.String(5))
+		// Leave room for the random suffix in a 63-character name.
+		base := m.GetGenerateName()
+		if len(base) > maxGeneratedNameBase {
+			base = base[:maxGeneratedNameBase]
+		}
+		m.SetName(base + utilrand.String(5))
 	}
 	if res.namespaced {
 		if err := s.admitNamespace(ctx, m.GetNamespace()); err != nil {
@@ -340,11 +349,15 @@ func (s *Server) updateObject(ctx context.Context, info *requestInfo, next func(
 		}
 		switch info.subresource {
 		case "status":
-			// Only status changes; everything else stays as stored.
+			// Only status changes; everything else stays as stored
+			// (apps kinds also take annotations, as upstream).
 			st := obj
 			obj = cur.DeepCopyObject()
 			copyField(obj, st, "Status")
 			m = objectMeta(obj)
+			if res.statusKeepsAnnotations {
+				m.SetAnnotations(objectMeta(st).GetAnnotations())
+			}
 			if opts.applied {
 				m.SetManagedFields(objectMeta(st).GetManagedFields())
 			}

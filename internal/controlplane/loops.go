@@ -1,6 +1,7 @@
 package controlplane
 
 import (
+	"kite/internal/controller/deployment"
 	"kite/internal/controller/endpoints"
 	"kite/internal/controller/endpointslice"
 	"kite/internal/controller/endpointslicemirroring"
@@ -8,6 +9,7 @@ import (
 	"kite/internal/controller/namespace"
 	"kite/internal/controller/nodeipam"
 	"kite/internal/controller/nodelifecycle"
+	"kite/internal/controller/replicaset"
 	"kite/internal/controller/serviceaccount"
 	"kite/internal/scheduler"
 )
@@ -31,6 +33,12 @@ var loops = []loop{
 		secs := int64(cc.cfg.PodEvictionTimeout.Seconds())
 		return nodelifecycle.New(nodelifecycle.Config{Client: cc.client, Informers: cc.informers, Recorder: cc.recorder("node-controller"),
 			GracePeriod: cc.cfg.NodeMonitorGracePeriod, NotReadyTolerationSeconds: secs, UnreachableTolerationSeconds: secs})
+	}},
+	{"deployment-controller", func(cc *controllerContext) (runner, error) {
+		return deployment.New(deployment.Config{Client: cc.client, Informers: cc.informers, Recorder: cc.recorder(deployment.Name)})
+	}},
+	{"replicaset-controller", func(cc *controllerContext) (runner, error) {
+		return replicaset.New(replicaset.Config{Client: cc.client, Informers: cc.informers, Recorder: cc.recorder(replicaset.Name)})
 	}},
 	{"endpointslice-controller", func(cc *controllerContext) (runner, error) {
 		return endpointslice.New(endpointslice.Config{Client: cc.client, Informers: cc.informers, Recorder: cc.recorder("endpoint-slice-controller")})

@@ -1,0 +1,86 @@
+package agent
+
+import (
+	"errors"
+	"fmt"
+	"net"
+	"path/filepath"
+	"time"
+)
+
+// Config configures one node's agent.
+type Config struct {
+	// Kubeconfig to reach the API server (the lab writes one per node).
+	Kubeconfig string
+	// Or: Server URL, a bearer Token and the CA file.
+	Server, Token, CAFile string
+
+	NodeName string
+	NodeIP   string
+	// Labels added to the Node at registration (e.g. a control-plane
+	// role).
+	Labels map[string]string
+	// StateDir holds the agent's own state (pods, logs).
+	StateDir string
+	// CNIConfDir and CNIBinDir are where the node's CNI config is written
+	// and plugins are found.
+	CNIConfDir, CNIBinDir string
+	// CNIBridge is the bridge pods join (default cni0).
+	CNIBridge string
+	// ClusterCIDR is the pod network of the whole cluster: traffic from
+	// pods to anywhere else is masqueraded.
+	ClusterCIDR string
+	// LeaseDuration and heartbeat: the agent renews its Lease every
+	// LeaseDuration/4.
+	LeaseDuration time.Duration
+	// StatusFrequency is how often the Node status is posted even when
+	// nothing changed.
+	StatusFrequency time.Duration
+	// ManageNetwork sets the node's sysctls and masquerade rules.
+	ManageNetwork bool
+}
+
+// Defaults fills unset fields.
+func (c *Config) Defaults() {
+	if c.CNIConfDir == "" {
+		c.CNIConfDir = "/etc/cni/net.d"
+	}
+	if c.CNIBinDir == "" {
+		c.CNIBinDir = "/opt/cni/bin"
+	}
+	if c.CNIBridge == "" {
+		c.CNIBridge = "cni0"
+	}
+	if c.ClusterCIDR == "" {
+		c.ClusterCIDR = "10.244.0.0/16"
+	}
+	if c.StateDir == "" {
+		c.StateDir = "/var/lib/kite/agent"
+	}
+	if c.LeaseDuration == 0 {
+		c.LeaseDuration = 40 * time.Second
+	}
+	if c.StatusFrequency == 0 {
+		c.StatusFrequency = 5 * time.Minute
+	}
+}
+
+// Validate checks the configuration.
+func (c *Config) Validate() error {
+	if c.Kubeconfig == "" && (c.Server == "" || c.Token == "") {
+		return errors.New("give --kubeconfig, or --server and --token")
+	}
+	if c.NodeName == "" {
+		return errors.New("--node-name is required")
+	}
+	if net.ParseIP(c.NodeIP) == nil {
+		return fmt.Errorf("--node-ip %q is not an IP address", c.NodeIP)
+	}
+	if _, _, err := net.ParseCIDR(c.ClusterCIDR); err != nil {
+		return fmt.Errorf("--cluster-cidr %q: %w", c.ClusterCIDR, err)
+	}
+	if !filepath.IsAbs(c.StateDir) || !filepath.IsAbs(c.CNIConfDir) || !filepath.IsAbs(c.CNIBinDir) {
+		return errors.New("--state-dir, --cni-conf-dir and --cni-bin-dir must be absolute paths")
+	}
+	return nil
+}
