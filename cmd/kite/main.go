@@ -43,7 +43,7 @@ func newRootCommand() *cobra.Command {
 		SilenceUsage:  true,
 		SilenceErrors: true,
 	}
-	root.AddCommand(newVersionCommand(), newServerCommand(), newKubectlCommand(), newCNICommand())
+	root.AddCommand(newVersionCommand(), newServerCommand(), newKubectlCommand(), newCNICommand(), newAgentCommand())
 	return root
 }
 

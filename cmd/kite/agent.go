@@ -1,0 +1,40 @@
+package main
+
+import (
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"kite/internal/agent"
+)
+
+func newAgentCommand() *cobra.Command {
+	var cfg agent.Config
+	cmd := &cobra.Command{
+		Use:   "agent",
+		Short: "Run one node: register it, keep its network, run its pods",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			a, err := agent.New(cfg)
+			if err != nil {
+				return err
+			}
+			return a.Run(cmd.Context())
+		},
+	}
+	f := cmd.Flags()
+	f.StringVar(&cfg.Kubeconfig, "kubeconfig", "", "kubeconfig to reach the API server")
+	f.StringVar(&cfg.Server, "server", "", "API server URL (with --token)")
+	f.StringVar(&cfg.Token, "token", "", "bootstrap token (with --server)")
+	f.StringVar(&cfg.CAFile, "certificate-authority", "", "CA file of the API server (with --server)")
+	f.StringVar(&cfg.NodeName, "node-name", "", "name of this node")
+	f.StringVar(&cfg.NodeIP, "node-ip", "", "IP address of this node")
+	f.StringToStringVar(&cfg.Labels, "node-labels", nil, "labels to add to the Node")
+	f.StringVar(&cfg.StateDir, "state-dir", "/var/lib/kite/agent", "directory for the agent's state")
+	f.StringVar(&cfg.CNIConfDir, "cni-conf-dir", "/etc/cni/net.d", "where the node's CNI configuration is written")
+	f.StringVar(&cfg.CNIBinDir, "cni-bin-dir", "/opt/cni/bin", "where CNI plugins are found")
+	f.StringVar(&cfg.ClusterCIDR, "cluster-cidr", "10.244.0.0/16", "the cluster's pod network (traffic leaving it is masqueraded)")
+	f.BoolVar(&cfg.ManageNetwork, "manage-network", true, "set the node's forwarding sysctls and masquerade rules")
+	f.DurationVar(&cfg.LeaseDuration, "node-lease-duration", 40*time.Second, "duration of the node's heartbeat Lease")
+	return cmd
+}
