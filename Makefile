@@ -17,7 +17,7 @@ LDFLAGS := -s -w \
 .PHONY: build test deps bench run unit e2e clean
 
 build:
-	$(GO) build -ldflags "$(LDFLAGS)" -o $(BIN) ./cmd/kite
+	CGO_ENABLED=0 $(GO) build -ldflags "$(LDFLAGS)" -o $(BIN) ./cmd/kite
 
 # Packages the tests need on a fresh Debian 12 machine.
 APT_PACKAGES := runc nftables iptables iproute2 busybox-static conntrack curl util-linux tmux containernetworking-plugins bc

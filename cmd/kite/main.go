@@ -14,6 +14,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"kite/internal/cni"
+	"kite/internal/kuard"
 )
 
 func main() {
@@ -21,6 +22,15 @@ func main() {
 	switch filepath.Base(os.Args[0]) {
 	case "kubectl":
 		runKubectl(os.Args[1:])
+		return
+	case "kuard":
+		// The demo image runs kite as /kuard.
+		ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+		defer stop()
+		if err := runKuard(ctx, kuard.Config{}); err != nil {
+			fmt.Fprintln(os.Stderr, "kuard:", err)
+			os.Exit(1)
+		}
 		return
 	case "kite":
 		if cniInvocation(os.Args[0]) {
@@ -43,7 +53,7 @@ func newRootCommand() *cobra.Command {
 		SilenceUsage:  true,
 		SilenceErrors: true,
 	}
-	root.AddCommand(newVersionCommand(), newServerCommand(), newKubectlCommand(), newCNICommand(), newAgentCommand())
+	root.AddCommand(newVersionCommand(), newServerCommand(), newKubectlCommand(), newCNICommand(), newAgentCommand(), newKuardCommand(), newImageCommand())
 	return root
 }
 
