@@ -1,0 +1,9 @@
+package podnet
+
+import (
+	"testing"
+
+	"kite/internal/testutil"
+)
+
+func TestMain(m *testing.M) { testutil.MainInNetns(m) }
