@@ -280,7 +280,8 @@ func (s *Server) allocateClusterIP(ctx context.Context, svc, old *corev1.Service
 		}
 		return nil
 	}
-	path := field.NewPath("spec", "clusterIPs").Index(0)
+	// Upstream reports allocation failures on the whole list.
+	path := field.NewPath("spec", "clusterIPs")
 	if svc.Spec.ClusterIP == "" && len(svc.Spec.ClusterIPs) > 0 {
 		svc.Spec.ClusterIP = svc.Spec.ClusterIPs[0]
 	}
@@ -291,10 +292,10 @@ func (s *Server) allocateClusterIP(ctx context.Context, svc, old *corev1.Service
 	if svc.Spec.ClusterIP != "" {
 		ip := net.ParseIP(svc.Spec.ClusterIP)
 		if ip == nil {
-			return svcInvalid(svc, path, svc.Spec.ClusterIP, "must be a valid IP address, (e.g. 10.9.8.7 or 2001:db8::ffff)")
+			return svcInvalid(svc, path.Index(0), svc.Spec.ClusterIP, "must be a valid IP address, (e.g. 10.9.8.7 or 2001:db8::ffff)")
 		}
 		if _, ok := s.ranges.offsetOf(ip); !ok {
-			return svcInvalid(svc, path, svc.Spec.ClusterIP, fmt.Sprintf("failed to allocate IP %s: provided IP is not in the valid range. The range of valid IPs is %s", ip, s.ranges.ipNet))
+			return svcInvalid(svc, path, []string{svc.Spec.ClusterIP}, fmt.Sprintf("failed to allocate IP %s: provided IP is not in the valid range. The range of valid IPs is %s", ip, s.ranges.ipNet))
 		}
 		key := ipKeyPrefix + ip.String()
 		ok, err := s.reserve(ctx, key, owner, dryRun)
@@ -302,7 +303,7 @@ func (s *Server) allocateClusterIP(ctx context.Context, svc, old *corev1.Service
 			return apierrors.NewInternalError(err)
 		}
 		if !ok {
-			return svcInvalid(svc, path, svc.Spec.ClusterIP, fmt.Sprintf("failed to allocate IP %s: provided IP is already allocated", ip))
+			return svcInvalid(svc, path, []string{svc.Spec.ClusterIP}, fmt.Sprintf("failed to allocate IP %s: provided IP is already allocated", ip))
 		}
 		*made = append(*made, key)
 		svc.Spec.ClusterIP, svc.Spec.ClusterIPs = ip.String(), []string{ip.String()}

@@ -50,6 +50,9 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		s.writeError(w, r, apierrors.NewNotFound(schema.GroupResource{}, ""))
 		return
 	}
+	if info.res.deprecated != "" {
+		warn(w, []string{info.res.deprecated})
+	}
 	switch verb {
 	case "get":
 		s.get(w, r, info)

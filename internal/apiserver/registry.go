@@ -34,6 +34,9 @@ type resource struct {
 	// status: the object has a status subresource, so the main resource
 	// ignores status changes and /status ignores everything else.
 	status bool
+	// deprecated, when set, is the warning every request of this
+	// resource gets.
+	deprecated string
 	// statusKeepsAnnotations: /status also writes annotations (apps
 	// kinds: the deployment controller records revisions that way).
 	statusKeepsAnnotations bool

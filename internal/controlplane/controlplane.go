@@ -126,6 +126,9 @@ func (c *ControlPlane) Run(ctx context.Context) error {
 		return errors.Join(err, stop())
 	}
 	loopback.QPS, loopback.Burst = 200, 400
+	// The loops use deprecated APIs on purpose (v1 Endpoints): no warnings
+	// in the server's log.
+	loopback.WarningHandler = rest.NoWarnings{}
 	client, err := kubernetes.NewForConfig(rest.AddUserAgent(loopback, "kite-controller-manager"))
 	if err != nil {
 		return errors.Join(err, stop())

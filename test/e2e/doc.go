@@ -12,6 +12,8 @@
 //     (TEST-NET-1), pods 10.244.0.0/16 (kite's default cluster CIDR).
 //   - One server per kubectl version, each with its own state dir, HOME
 //     (so kubectl's discovery cache is private) and namespace.
+//   - No kite agent runs: the tests play the nodes (fakenode_test.go) with
+//     client-go and the admin kubeconfig, as a kubelet would.
 //   - The binary comes from $KITE_BIN, default ../../bin/kite (`make build`).
 //
 // The package has only tests; this file holds its documentation.

@@ -8,6 +8,7 @@ import (
 	"slices"
 	"strings"
 	"testing"
+	"time"
 
 	corev1 "k8s.io/api/core/v1"
 	"sigs.k8s.io/yaml"
@@ -207,18 +208,32 @@ func stepCreatePodAndReplicaSet(t *testing.T, sc *scenario) {
 		"pod/web created", "replicaset.apps/kuard-manual created")
 }
 
-// stepGetAllNamespaces: no controllers run yet, so the deployment has no
-// ReplicaSet or pods of its own; the ReplicaSet and pod were made by hand.
+// stepGetAllNamespaces: the controllers have made the deployment's
+// ReplicaSet and pods, and the hand-made ReplicaSet's pods (none is
+// scheduled: the nodes never report Ready); the bare pod is Pending.
 func stepGetAllNamespaces(t *testing.T, sc *scenario) {
 	ns := sc.k.ns
-	tables := parseTables(sc.k.run(t, "get", "deploy,rs,po", "-A"))
-	if len(tables) != 3 {
-		t.Fatalf("want 3 tables (deployments, replicasets, pods), got %d", len(tables))
-	}
+	var tables []table
+	waitFor(t, 20*time.Second, "controllers to create the pods", func() error {
+		tables = parseTables(sc.k.run(t, "get", "deploy,rs,po", "-A"))
+		if len(tables) != 3 {
+			return fmt.Errorf("%d tables, want 3 (deployments, replicasets, pods)", len(tables))
+		}
+		if n := len(tables[2].rows); n < 1+10+2 {
+			return fmt.Errorf("%d pods, want web, 10 of kuard and 2 of kuard-manual", n)
+		}
+		if r := tables[0].row(t, "deployment.apps/kuard"); r["UP-TO-DATE"] != "10" {
+			return fmt.Errorf("deployment row %v", r)
+		}
+		if r := tables[1].row(t, "replicaset.apps/kuard-manual"); r["CURRENT"] != "2" {
+			return fmt.Errorf("replicaset row %v", r)
+		}
+		return nil
+	})
 	tables[0].wantCols(t, "NAMESPACE", "NAME", "READY", "UP-TO-DATE", "AVAILABLE", "AGE")
-	tables[0].wantRow(t, "deployment.apps/kuard", map[string]string{"NAMESPACE": ns, "READY": "0/10", "UP-TO-DATE": "0", "AVAILABLE": "0"})
+	tables[0].wantRow(t, "deployment.apps/kuard", map[string]string{"NAMESPACE": ns, "READY": "0/10", "UP-TO-DATE": "10", "AVAILABLE": "0"})
 	tables[1].wantCols(t, "NAMESPACE", "NAME", "DESIRED", "CURRENT", "READY", "AGE")
-	tables[1].wantRow(t, "replicaset.apps/kuard-manual", map[string]string{"NAMESPACE": ns, "DESIRED": "2", "CURRENT": "0", "READY": "0"})
+	tables[1].wantRow(t, "replicaset.apps/kuard-manual", map[string]string{"NAMESPACE": ns, "DESIRED": "2", "CURRENT": "2", "READY": "0"})
 	tables[2].wantCols(t, "NAMESPACE", "NAME", "READY", "STATUS", "RESTARTS", "AGE")
 	tables[2].wantRow(t, "pod/web", map[string]string{"NAMESPACE": ns, "READY": "0/1", "STATUS": "Pending", "RESTARTS": "0"})
 }

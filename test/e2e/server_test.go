@@ -52,6 +52,7 @@ type server struct {
 	stateDir string
 	addr     string // host:port, the same across restarts
 	logPath  string
+	flags    []string // extra `kite server` flags, kept across restarts
 
 	cmd    *exec.Cmd
 	exited chan struct{} // closed when cmd has been waited for
@@ -59,14 +60,16 @@ type server struct {
 }
 
 // startServer starts kite server with a fresh state dir on a free loopback
-// port and waits for /readyz. It is stopped when the test ends.
-func startServer(t *testing.T) *server {
+// port, and any extra flags, and waits for /readyz. It is stopped when the
+// test ends.
+func startServer(t *testing.T, flags ...string) *server {
 	t.Helper()
 	s := &server{
 		bin:      kiteBin(t),
 		stateDir: t.TempDir(),
 		addr:     freeAddr(t),
 		logPath:  filepath.Join(t.TempDir(), "server.log"),
+		flags:    flags,
 	}
 	t.Cleanup(func() { s.stopIfRunning(t) })
 	s.start(t)
@@ -102,7 +105,8 @@ func (s *server) start(t *testing.T) {
 	}
 	defer logf.Close()
 	fmt.Fprintf(logf, "==== kite server start %s\n", time.Now().Format(time.RFC3339Nano))
-	cmd := exec.Command(s.bin, "server", "--state-dir", s.stateDir, "--listen", s.addr)
+	args := append([]string{"server", "--state-dir", s.stateDir, "--listen", s.addr}, s.flags...)
+	cmd := exec.Command(s.bin, args...)
 	cmd.Stdout, cmd.Stderr = logf, logf
 	// If the test binary dies, the server goes with it.
 	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}

@@ -67,7 +67,7 @@ func (c *Controller) reconcileOldReplicaSets(ctx context.Context, d *appsv1.Depl
 		return false, nil
 	}
 	minAvailable := replicas(d) - maxUnavailable(d)
-	newUnavailable := rsReplicas(newRS) - newRS.Status.AvailableReplicas
+	newUnavailable := max(0, rsReplicas(newRS)-newRS.Status.AvailableReplicas)
 	// Pods that may go: the total beyond the minimum, less the new pods
 	// that are not available yet (they may never become so).
 	maxScaledDown := sumSpecReplicas(all) - minAvailable - newUnavailable
@@ -80,7 +80,7 @@ func (c *Controller) reconcileOldReplicaSets(ctx context.Context, d *appsv1.Depl
 		return false, err
 	}
 	all = append(slices.Clone(olds), newRS)
-	scaled, err := c.scaleDownOldReplicaSets(ctx, d, olds, all)
+	scaled, err := c.scaleDownOldReplicaSets(ctx, d, olds, all, maxScaledDown-cleaned)
 	if err != nil {
 		return false, err
 	}
@@ -118,16 +118,20 @@ func (c *Controller) cleanupUnhealthyReplicas(ctx context.Context, d *appsv1.Dep
 }
 
 // scaleDownOldReplicaSets shrinks old ReplicaSets, oldest first, by as many
-// replicas as are available beyond replicas-maxUnavailable.
-func (c *Controller) scaleDownOldReplicaSets(ctx context.Context, d *appsv1.Deployment, olds, all []*appsv1.ReplicaSet) (int32, error) {
+// replicas as are available beyond replicas-maxUnavailable, and by no more
+// than limit. A ReplicaSet's status may still count pods it is deleting (it
+// was computed before its last scale-down), so availability counts at most
+// its desired replicas: otherwise a stale status lets the rollout dip below
+// maxUnavailable.
+func (c *Controller) scaleDownOldReplicaSets(ctx context.Context, d *appsv1.Deployment, olds, all []*appsv1.ReplicaSet, limit int32) (int32, error) {
 	minAvailable := replicas(d) - maxUnavailable(d)
-	available := sumAvailable(all)
-	if available <= minAvailable {
+	available := sum(all, func(rs *appsv1.ReplicaSet) int32 { return min(rs.Status.AvailableReplicas, rsReplicas(rs)) })
+	if available <= minAvailable || limit <= 0 {
 		return 0, nil
 	}
 	olds = slices.Clone(olds)
 	slices.SortFunc(olds, byCreation)
-	want := available - minAvailable
+	want := min(available-minAvailable, limit)
 	var total int32
 	for _, rs := range olds {
 		if total >= want {
