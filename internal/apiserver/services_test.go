@@ -194,8 +194,8 @@ func TestServiceAllocationTwoServers(t *testing.T) {
 	waitFor(t, 30e9, "second server", func() bool { _, err := bClient.Discovery().ServerVersion(); return err == nil })
 
 	var wg sync.WaitGroup
-	errs := make(chan error, 100)
-	for i := 0; i < 100; i++ {
+	errs := make(chan error, 200)
+	for i := 0; i < 200; i++ {
 		client := a.client
 		if i%2 == 1 {
 			client = bClient
@@ -234,8 +234,8 @@ func TestServiceAllocationTwoServers(t *testing.T) {
 			ports[p.NodePort] = s.Name
 		}
 	}
-	if len(ips) != 101 { // the 100, and kubernetes
-		t.Fatalf("%d distinct addresses, want 101", len(ips))
+	if len(ips) != 201 { // the 200, and kubernetes
+		t.Fatalf("%d distinct addresses, want 201", len(ips))
 	}
 }
 
