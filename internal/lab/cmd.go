@@ -1,0 +1,97 @@
+package lab
+
+import (
+	"syscall"
+
+	"github.com/spf13/cobra"
+)
+
+// The cobra commands of the lab, for cmd/kite to register:
+//
+//	root.AddCommand(lab.NewUpCommand(), lab.NewDownCommand(), lab.NewNodeCommand())
+//
+// Registering them also links this package into the kite binary, which
+// makes it able to serve as the lab's helper (helper.go).
+
+// NewUpCommand is `kite up`.
+func NewUpCommand() *cobra.Command {
+	var cfg Config
+	cmd := &cobra.Command{
+		Use:   "up",
+		Short: "Start a lab cluster on this machine: nodes are namespaces on an underlay bridge",
+		Long: `Start a lab cluster on this machine. Each node is a network namespace on an
+underlay bridge in your own namespace, with its own mount namespace; the
+control-plane node runs kite server, every node runs kite agent, all kept
+running by a supervisor in the background. The admin context is merged into
+your kubeconfig and made current. Running it again for a cluster that is
+down brings it back with the same addresses and data.`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			cfg.Out = cmd.OutOrStdout()
+			return Up(cmd.Context(), cfg)
+		},
+	}
+	f := cmd.Flags()
+	f.StringVar(&cfg.Name, "name", DefaultName, "name of the cluster (at most 10 characters)")
+	f.IntVar(&cfg.Nodes, "nodes", 0, "number of nodes, control plane included (default 3)")
+	f.StringVar(&cfg.StateDir, "state-dir", "", "the cluster's state directory (default /var/lib/kite/lab/<name>)")
+	f.StringVar(&cfg.PodCIDR, "pod-cidr", "", "pod (cluster) CIDR, a /24 per node (default "+DefaultPodCIDR+")")
+	f.StringVar(&cfg.ServiceCIDR, "service-cidr", "", "Service CIDR (default "+DefaultServiceCIDR+")")
+	f.StringVar(&cfg.Underlay, "underlay", "", "the nodes' /24: .1 is this machine, .2 … the nodes (default: the first free 172.30.N.0/24)")
+	f.DurationVar(&cfg.Wait, "wait", DefaultWait, "wait this long for the API and every node to be Ready (0: do not wait)")
+	return cmd
+}
+
+// NewDownCommand is `kite down`.
+func NewDownCommand() *cobra.Command {
+	var cfg Config
+	cmd := &cobra.Command{
+		Use:   "down",
+		Short: "Stop a lab cluster and remove everything it made on this machine",
+		Long: `Stop a lab cluster: its processes, namespaces, links, mounts and kubeconfig
+context go, and nothing else. Its data (etcd, certificates, node directories,
+logs) stays in the state directory for the next kite up, unless --purge.`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			cfg.Out = cmd.OutOrStdout()
+			return Down(cmd.Context(), cfg)
+		},
+	}
+	f := cmd.Flags()
+	f.StringVar(&cfg.Name, "name", DefaultName, "name of the cluster")
+	f.StringVar(&cfg.StateDir, "state-dir", "", "the cluster's state directory (default /var/lib/kite/lab/<name>)")
+	f.BoolVar(&cfg.Purge, "purge", false, "remove the state directory too (etcd data, certificates, logs)")
+	return cmd
+}
+
+// NewNodeCommand is `kite node`, holding `kite node shell`.
+func NewNodeCommand() *cobra.Command {
+	cmd := &cobra.Command{Use: "node", Short: "Work with the nodes of a lab cluster"}
+	cmd.AddCommand(NewNodeShellCommand())
+	return cmd
+}
+
+// NewNodeShellCommand is `kite node shell NODE [-- CMD...]`.
+func NewNodeShellCommand() *cobra.Command {
+	var cfg Config
+	cmd := &cobra.Command{
+		Use:   "shell NODE [-- COMMAND [ARG...]]",
+		Short: "Run a shell, or a command, inside a lab node (its network, mount and UTS namespaces)",
+		Example: `  kite node shell kite-worker
+  kite node shell kite-control-plane -- kubectl get pods -o wide
+  kite node shell kite-worker -- ip route`,
+		Args: cobra.MinimumNArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			c, err := NodeCommand(cfg, args[0], args[1:])
+			if err != nil {
+				return err
+			}
+			// Become the command: its exit status, terminal and signals
+			// are the user's.
+			return syscall.Exec(c.Path, c.Args, c.Env)
+		},
+	}
+	cmd.Flags().StringVar(&cfg.Name, "name", "", "name of the cluster (default: from the node's name)")
+	cmd.Flags().StringVar(&cfg.StateDir, "state-dir", "", "the cluster's state directory (default /var/lib/kite/lab/<name>)")
+	return cmd
+}
