@@ -36,9 +36,10 @@ test: deps build
 bench: build
 	hack/netns.sh $(GO) test -run XXX -bench . -benchtime 1x -timeout 20m ./bench/...
 
+# A lab cluster inside a private network namespace of its own: the shell
+# that opens has KUBECONFIG set; leaving it tears everything down.
 run: deps build
-	@echo "kite up is not implemented yet; starting a kite server in a private network namespace instead (Ctrl-C stops it)"
-	hack/netns.sh $(BIN) server --state-dir $(CURDIR)/_output/server --listen 127.0.0.1:6443
+	hack/netns.sh hack/lab-shell.sh $(CURDIR)/$(BIN)
 
 clean:
 	rm -rf bin _output

@@ -15,6 +15,7 @@ import (
 
 	"kite/internal/cni"
 	"kite/internal/kuard"
+	"kite/internal/lab"
 )
 
 func main() {
@@ -53,7 +54,8 @@ func newRootCommand() *cobra.Command {
 		SilenceUsage:  true,
 		SilenceErrors: true,
 	}
-	root.AddCommand(newVersionCommand(), newServerCommand(), newKubectlCommand(), newCNICommand(), newAgentCommand(), newKuardCommand(), newImageCommand())
+	root.AddCommand(newVersionCommand(), newServerCommand(), newKubectlCommand(), newCNICommand(), newAgentCommand(), newKuardCommand(), newImageCommand(),
+		lab.NewUpCommand(), lab.NewDownCommand(), lab.NewNodeCommand())
 	return root
 }
 
