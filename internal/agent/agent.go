@@ -8,13 +8,17 @@ package agent
 import (
 	"context"
 	"fmt"
+	"path/filepath"
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/rest"
 	"k8s.io/client-go/tools/clientcmd"
+	"k8s.io/client-go/tools/record"
 	"k8s.io/klog/v2"
+
+	"kite/internal/runtime"
 )
 
 // Agent runs one node.
@@ -23,6 +27,8 @@ type Agent struct {
 	client kubernetes.Interface
 	info   nodeInfo
 	node   *corev1.Node // last seen
+	events record.EventBroadcaster
+	pods   *podManager
 }
 
 // New prepares an agent.
@@ -36,11 +42,46 @@ func New(cfg Config) (*Agent, error) {
 		return nil, err
 	}
 	rc.UserAgent = "kite-agent/" + cfg.NodeName
+	// kubelet's defaults (kubeAPIQPS, kubeAPIBurst): client-go's 5/10
+	// would hold every pod start behind its status and events writes.
+	rc.QPS, rc.Burst = 50, 100
 	client, err := kubernetes.NewForConfig(rc)
 	if err != nil {
 		return nil, err
 	}
-	return &Agent{cfg: cfg, client: client, info: readNodeInfo()}, nil
+	a := &Agent{cfg: cfg, client: client, info: readNodeInfo()}
+	if err := a.podDefaults(); err != nil {
+		return nil, err
+	}
+	var recorder record.EventRecorder
+	a.events, recorder = newRecorder(cfg.NodeName)
+	a.pods = newPodManager(a.cfg, client, a.cfg.Runtime, a.cfg.Images, a.cfg.Network, recorder, a.desiredNode(true).Status.Allocatable)
+	return a, nil
+}
+
+// podDefaults fills in the real runtime, image store and pod network
+// where the config has none.
+func (a *Agent) podDefaults() error {
+	c := &a.cfg
+	if c.Runtime == nil {
+		rt, err := runtime.New(runtime.Config{Root: filepath.Join(c.StateDir, "runtime"), RunDir: c.RunDir,
+			CgroupParent: "/kite/" + c.NodeName})
+		if err != nil {
+			return err
+		}
+		c.Runtime = rt
+	}
+	if c.Images == nil {
+		images, err := defaultImages(c.ImageStore)
+		if err != nil {
+			return err
+		}
+		c.Images = images
+	}
+	if c.Network == nil {
+		c.Network = newCNINetwork(c.CNIConfDir, c.CNIBinDir, filepath.Join(c.StateDir, "cni-cache"))
+	}
+	return nil
 }
 
 func restConfig(cfg Config) (*rest.Config, error) {
@@ -54,9 +95,19 @@ func restConfig(cfg Config) (*rest.Config, error) {
 	return &rest.Config{Host: cfg.Server, BearerToken: cfg.Token, TLSClientConfig: rest.TLSClientConfig{CAFile: cfg.CAFile}}, nil
 }
 
-// Run keeps the node registered and healthy until ctx ends.
+// Run keeps the node registered and healthy and runs its pods until ctx
+// ends. The pods keep running after it returns; the next Run adopts them.
 func (a *Agent) Run(ctx context.Context) error {
 	log := klog.FromContext(ctx).WithValues("node", a.cfg.NodeName)
+	startEvents(a.events, a.client)
+	defer a.events.Shutdown()
+	pods := make(chan error, 1)
+	go func() { pods <- a.pods.run(klog.NewContext(ctx, log)) }()
+	defer func() {
+		if err := <-pods; err != nil {
+			log.Error(err, "pods")
+		}
+	}()
 	renew := a.cfg.LeaseDuration / 4
 	lease := time.NewTicker(renew)
 	defer lease.Stop()

@@ -6,6 +6,9 @@ import (
 	"net"
 	"path/filepath"
 	"time"
+
+	"kite/internal/image"
+	"kite/internal/runtime"
 )
 
 // Config configures one node's agent.
@@ -38,6 +41,27 @@ type Config struct {
 	StatusFrequency time.Duration
 	// ManageNetwork sets the node's sysctls and masquerade rules.
 	ManageNetwork bool
+
+	// RunDir holds the pods' state that does not outlive a reboot: pinned
+	// namespaces and runc's state (default /run/kite).
+	RunDir string
+	// ClusterDomain is the cluster's DNS domain (default cluster.local).
+	ClusterDomain string
+	// ImageStore is the machine's image store, shared by the agents of a
+	// lab (default /var/lib/kite/images).
+	ImageStore string
+	// ResolvConf is the node's resolver configuration, which pods with
+	// dnsPolicy Default inherit (default /etc/resolv.conf).
+	ResolvConf string
+
+	// Runtime, Images and Network are what pods are made of. Nil means
+	// the real ones: runc (runtime.New over StateDir/runtime and RunDir,
+	// cgroups under /kite/<node>), the image store at ImageStore, and libcni
+	// with the node's CNI configuration (CNIConfDir, plugins from
+	// CNIBinDir and /usr/lib/cni). Tests inject their own.
+	Runtime runtime.Interface
+	Images  Images
+	Network PodNetwork
 }
 
 // Defaults fills unset fields.
@@ -60,6 +84,18 @@ func (c *Config) Defaults() {
 	if c.LeaseDuration == 0 {
 		c.LeaseDuration = 40 * time.Second
 	}
+	if c.RunDir == "" {
+		c.RunDir = "/run/kite"
+	}
+	if c.ClusterDomain == "" {
+		c.ClusterDomain = "cluster.local"
+	}
+	if c.ImageStore == "" {
+		c.ImageStore = image.DefaultRoot
+	}
+	if c.ResolvConf == "" {
+		c.ResolvConf = "/etc/resolv.conf"
+	}
 	if c.StatusFrequency == 0 {
 		c.StatusFrequency = 5 * time.Minute
 	}
@@ -79,8 +115,8 @@ func (c *Config) Validate() error {
 	if _, _, err := net.ParseCIDR(c.ClusterCIDR); err != nil {
 		return fmt.Errorf("--cluster-cidr %q: %w", c.ClusterCIDR, err)
 	}
-	if !filepath.IsAbs(c.StateDir) || !filepath.IsAbs(c.CNIConfDir) || !filepath.IsAbs(c.CNIBinDir) {
-		return errors.New("--state-dir, --cni-conf-dir and --cni-bin-dir must be absolute paths")
+	if !filepath.IsAbs(c.StateDir) || !filepath.IsAbs(c.CNIConfDir) || !filepath.IsAbs(c.CNIBinDir) || !filepath.IsAbs(c.RunDir) {
+		return errors.New("--state-dir, --run-dir, --cni-conf-dir and --cni-bin-dir must be absolute paths")
 	}
 	return nil
 }
