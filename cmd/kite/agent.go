@@ -35,6 +35,11 @@ func newAgentCommand() *cobra.Command {
 	f.StringVar(&cfg.CNIBinDir, "cni-bin-dir", "/opt/cni/bin", "where CNI plugins are found")
 	f.StringVar(&cfg.ClusterCIDR, "cluster-cidr", "10.244.0.0/16", "the cluster's pod network (traffic leaving it is masqueraded)")
 	f.BoolVar(&cfg.ManageNetwork, "manage-network", true, "set the node's forwarding sysctls and masquerade rules")
+	f.StringVar(&cfg.PodNetworkMode, "pod-network", "host-gw", "how pods reach other nodes: host-gw (nodes on one L2 segment) or vxlan")
+	f.StringVar(&cfg.RunDir, "run-dir", "/run/kite", "runtime state that does not survive a reboot (namespace pins, runc state)")
+	f.StringVar(&cfg.ImageStore, "image-store", "/var/lib/kite/images", "the machine's image store (shared by every node of a lab)")
+	f.StringVar(&cfg.ClusterDomain, "cluster-domain", "cluster.local", "the cluster's DNS domain")
+	f.StringVar(&cfg.ResolvConf, "resolv-conf", "/etc/resolv.conf", "resolver configuration for pods with dnsPolicy Default")
 	f.DurationVar(&cfg.LeaseDuration, "node-lease-duration", 40*time.Second, "duration of the node's heartbeat Lease")
 	return cmd
 }

@@ -18,6 +18,8 @@ import (
 	"k8s.io/client-go/tools/record"
 	"k8s.io/klog/v2"
 
+	"kite/internal/podnet"
+
 	"kite/internal/runtime"
 )
 
@@ -108,6 +110,19 @@ func (a *Agent) Run(ctx context.Context) error {
 			log.Error(err, "pods")
 		}
 	}()
+	if a.cfg.ManageNetwork {
+		pn, err := podnet.New(podnet.Config{Client: a.client, NodeName: a.cfg.NodeName, Mode: a.cfg.PodNetworkMode})
+		if err != nil {
+			return fmt.Errorf("pod network: %w", err)
+		}
+		routes := make(chan error, 1)
+		go func() { routes <- pn.Run(klog.NewContext(ctx, log)) }()
+		defer func() {
+			if err := <-routes; err != nil {
+				log.Error(err, "pod network routes")
+			}
+		}()
+	}
 	renew := a.cfg.LeaseDuration / 4
 	lease := time.NewTicker(renew)
 	defer lease.Stop()

@@ -39,8 +39,12 @@ type Config struct {
 	// StatusFrequency is how often the Node status is posted even when
 	// nothing changed.
 	StatusFrequency time.Duration
-	// ManageNetwork sets the node's sysctls and masquerade rules.
+	// ManageNetwork sets the node's sysctls and masquerade rules, and
+	// routes to the other nodes' pod CIDRs (internal/podnet).
 	ManageNetwork bool
+	// PodNetworkMode is how pods reach other nodes: "host-gw" (nodes on
+	// one L2 segment, the default) or "vxlan".
+	PodNetworkMode string
 
 	// RunDir holds the pods' state that does not outlive a reboot: pinned
 	// namespaces and runc's state (default /run/kite).
@@ -71,6 +75,9 @@ func (c *Config) Defaults() {
 	}
 	if c.CNIBinDir == "" {
 		c.CNIBinDir = "/opt/cni/bin"
+	}
+	if c.PodNetworkMode == "" {
+		c.PodNetworkMode = "host-gw"
 	}
 	if c.CNIBridge == "" {
 		c.CNIBridge = "cni0"

@@ -61,7 +61,11 @@ func (a *Agent) userConflist() bool {
 // writeConflist writes the kite plugin's conflist for podCIDR, chained
 // with portmap for hostPort, if it differs from what is there.
 func (a *Agent) writeConflist(podCIDR string) error {
-	data, err := cni.ListConfig{Bridge: a.cfg.CNIBridge, Subnet: podCIDR, PortMap: true,
+	mtu := 0 // the plugin's default
+	if a.cfg.PodNetworkMode == "vxlan" {
+		mtu = 1450 // room for the VXLAN header on a 1500-byte underlay
+	}
+	data, err := cni.ListConfig{Bridge: a.cfg.CNIBridge, Subnet: podCIDR, PortMap: true, MTU: mtu,
 		DataDir: filepath.Join(a.cfg.StateDir, "ipam")}.JSON()
 	if err != nil {
 		return fmt.Errorf("CNI config for %s: %w", podCIDR, err)
