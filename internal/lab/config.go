@@ -41,6 +41,9 @@ type Config struct {
 	// PodCIDR is the cluster CIDR, a /24 per node; ServiceCIDR the
 	// Services'.
 	PodCIDR, ServiceCIDR string
+	// PodNetwork is how pods reach other nodes: host-gw (default) or
+	// vxlan.
+	PodNetwork string
 	// Underlay is the nodes' /24 on the bridge: .1 is the host, .2 … the
 	// nodes. Default: the first 172.30.N.0/24 that no route, address or
 	// other kite cluster uses.
@@ -93,6 +96,9 @@ func (c Config) withDefaults() (Config, error) {
 	if c.PodCIDR == "" {
 		c.PodCIDR = DefaultPodCIDR
 	}
+	if c.PodNetwork == "" {
+		c.PodNetwork = "host-gw"
+	}
 	if c.ServiceCIDR == "" {
 		c.ServiceCIDR = DefaultServiceCIDR
 	}
@@ -126,6 +132,9 @@ func (c Config) validate() error {
 	}
 	if c.Nodes < 1 || c.Nodes > MaxNodes {
 		return fmt.Errorf("--nodes %d: want 1 to %d", c.Nodes, MaxNodes)
+	}
+	if c.PodNetwork != "" && c.PodNetwork != "host-gw" && c.PodNetwork != "vxlan" {
+		return fmt.Errorf("--pod-network %q: want host-gw or vxlan", c.PodNetwork)
 	}
 	pod, err := parsePrefix("--pod-cidr", c.PodCIDR)
 	if err != nil {

@@ -114,6 +114,9 @@ func agentChild(cl *Cluster, n Node) child {
 		"--node-ip", n.IP,
 		"--state-dir", agentStateDir,
 		"--cluster-cidr", cl.PodCIDR}
+	if cl.PodNetwork != "" {
+		args = append(args, "--pod-network", cl.PodNetwork)
+	}
 	if n.ControlPlane {
 		args = append(args, "--node-labels", controlPlaneRole+"=")
 	}
