@@ -312,6 +312,55 @@ func TestLab(t *testing.T) {
 		}
 	})
 
+	t.Run("pods across nodes", func(t *testing.T) {
+		// S1, S4, S7: kuard pods spread over the nodes, each with an IP
+		// in its node's pod CIDR, reachable from every node.
+		kubectl(t, bin, "create", "deployment", "kuard", "--image=gcr.io/kuar-demo/kuard-amd64:1", "--replicas=6")
+		deadline := time.Now().Add(90 * time.Second)
+		var pods []string
+		for {
+			out := kubectl(t, bin, "get", "pods", "-l", "app=kuard", "-o",
+				`jsonpath={range .items[*]}{.metadata.name} {.status.podIP} {.spec.nodeName} {.status.phase}{"\n"}{end}`)
+			pods = nil
+			for _, l := range strings.Split(strings.TrimSpace(out), "\n") {
+				if f := strings.Fields(l); len(f) == 4 && f[3] == "Running" {
+					pods = append(pods, l)
+				}
+			}
+			if len(pods) == 6 {
+				break
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("kuard pods not all Running within 90s:\n%s", out)
+			}
+			time.Sleep(200 * time.Millisecond)
+		}
+		cidrs := map[string]netip.Prefix{}
+		for _, l := range strings.Split(strings.TrimSpace(kubectl(t, bin, "get", "nodes", "-o", `jsonpath={range .items[*]}{.metadata.name} {.spec.podCIDR}{"\n"}{end}`)), "\n") {
+			f := strings.Fields(l)
+			cidrs[f[0]] = netip.MustParsePrefix(f[1])
+		}
+		nodesUsed := map[string]bool{}
+		for _, p := range pods {
+			f := strings.Fields(p)
+			name, ip, node := f[0], f[1], f[2]
+			nodesUsed[node] = true
+			if !cidrs[node].Contains(netip.MustParseAddr(ip)) {
+				t.Errorf("pod %s IP %s is not in node %s's podCIDR %s", name, ip, node, cidrs[node])
+			}
+			for _, from := range []string{"kite-control-plane", "kite-worker", "kite-worker2"} {
+				body := inNode(t, cfg, from, "curl", "-s", "-m", "5", "http://"+ip+":8080/env/api")
+				if !strings.Contains(body, `"HOSTNAME":"`+name+`"`) {
+					t.Errorf("curl %s:8080/env/api from %s: %q", ip, from, body)
+				}
+			}
+		}
+		if len(nodesUsed) < 2 {
+			t.Errorf("pods on %d node(s), want them spread", len(nodesUsed))
+		}
+		kubectl(t, bin, "delete", "deployment", "kuard")
+	})
+
 	t.Run("node shell", func(t *testing.T) {
 		shell := Config{} // the cluster from the node's name; state dir given as the test's
 		shell.StateDir = cfg.StateDir
