@@ -12,13 +12,19 @@ import (
 // EnvInNetns marks a process already running in a private namespace.
 const EnvInNetns = "KITE_IN_NETNS"
 
+// envChild names the test binary that MainInNetns re-executed.
+const envChild = "KITE_NETNS_CHILD"
+
 // MainInNetns runs a package's tests inside a fresh network and mount
 // namespace, re-executing the test binary there unless it already is (as
 // under hack/netns.sh). Only loopback exists inside, so nothing a test
 // sends can leave the machine, and every link, route, rule and mount it
 // makes disappears with it. Without root the tests are skipped.
 func MainInNetns(m *testing.M) {
-	if os.Getenv(EnvInNetns) == "1" {
+	// Every test binary gets namespaces of its own, also under
+	// hack/netns.sh: packages run in parallel, and one's mounts, links or
+	// rules must not show in another's before/after comparisons.
+	if os.Getenv(envChild) == os.Args[0] {
 		os.Exit(m.Run())
 	}
 	if os.Geteuid() != 0 {
@@ -27,7 +33,7 @@ func MainInNetns(m *testing.M) {
 	}
 	cmd := exec.Command("unshare", append([]string{"--net", "--mount", "--propagation", "private", "--",
 		"sh", "-c", `ip link set lo up && exec "$0" "$@"`, os.Args[0]}, os.Args[1:]...)...)
-	cmd.Env = append(os.Environ(), EnvInNetns+"=1")
+	cmd.Env = append(os.Environ(), EnvInNetns+"=1", envChild+"="+os.Args[0])
 	cmd.Stdin, cmd.Stdout, cmd.Stderr = os.Stdin, os.Stdout, os.Stderr
 	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
 	if err := cmd.Run(); err != nil {

@@ -173,6 +173,12 @@ func TestForeground(t *testing.T) {
 func TestOrphan(t *testing.T) {
 	client := startGC(t, nil)
 	rs := replicaSet(t, client, "orphan", 3, nil, "")
+	// The collector orphans the dependents it has seen. Make sure it has
+	// seen these: it collects a barrier pod created after them (its pod
+	// events arrive in order).
+	barrier := replicaSet(t, client, "barrier", 1, nil, "")
+	deleteRS(t, client, barrier.Name, metav1.DeletePropagationBackground)
+	apitest.WaitFor(t, wait, "barrier collected", func() bool { return len(podNames(t, client, "barrier")) == 0 })
 	deleteRS(t, client, rs.Name, metav1.DeletePropagationOrphan)
 	apitest.WaitFor(t, wait, "owner deleted", func() bool { return rsGone(client, rs.Name) })
 	apitest.WaitFor(t, wait, "dependents orphaned", func() bool {
