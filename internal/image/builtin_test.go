@@ -11,6 +11,8 @@ import (
 	"sync"
 	"syscall"
 	"testing"
+
+	"kite/internal/testutil"
 )
 
 func needBusybox(t *testing.T) {
@@ -270,7 +272,7 @@ func TestBuiltinKuardRuns(t *testing.T) {
 		}
 		return string(out)
 	}
-	if out := run([]string{helperEnv + "=hello", "KITE_IN_NETNS=1"}, "/kuard", "-test.run=^TestHelperProcess$"); !strings.Contains(out, "hello from /kuard") {
+	if out := run([]string{helperEnv + "=hello", testutil.EnvNetnsChild + "=1"}, "/kuard", "-test.run=^TestHelperProcess$"); !strings.Contains(out, "hello from /kuard") {
 		t.Errorf("/kuard said %q", out)
 	}
 	if out := run([]string{"PATH=/bin"}, "/bin/sh", "-c", "wget --help 2>&1 | head -1; hostname && echo hostname-ok"); !strings.Contains(out, "BusyBox") || !strings.Contains(out, "hostname-ok") {

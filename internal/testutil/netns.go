@@ -12,8 +12,9 @@ import (
 // EnvInNetns marks a process already running in a private namespace.
 const EnvInNetns = "KITE_IN_NETNS"
 
-// envChild names the test binary that MainInNetns re-executed.
-const envChild = "KITE_NETNS_CHILD"
+// EnvNetnsChild marks the processes of a test binary MainInNetns
+// re-executed (and what they start): they are inside already.
+const EnvNetnsChild = "KITE_NETNS_CHILD"
 
 // MainInNetns runs a package's tests inside a fresh network and mount
 // namespace, re-executing the test binary there unless it already is (as
@@ -24,7 +25,9 @@ func MainInNetns(m *testing.M) {
 	// Every test binary gets namespaces of its own, also under
 	// hack/netns.sh: packages run in parallel, and one's mounts, links or
 	// rules must not show in another's before/after comparisons.
-	if os.Getenv(envChild) == os.Args[0] {
+	// Processes a re-executed test starts (helpers, the binary run inside
+	// an image) inherit the marker: they are inside already.
+	if os.Getenv(EnvNetnsChild) != "" {
 		os.Exit(m.Run())
 	}
 	if os.Geteuid() != 0 {
@@ -33,7 +36,7 @@ func MainInNetns(m *testing.M) {
 	}
 	cmd := exec.Command("unshare", append([]string{"--net", "--mount", "--propagation", "private", "--",
 		"sh", "-c", `ip link set lo up && exec "$0" "$@"`, os.Args[0]}, os.Args[1:]...)...)
-	cmd.Env = append(os.Environ(), EnvInNetns+"=1", envChild+"="+os.Args[0])
+	cmd.Env = append(os.Environ(), EnvInNetns+"=1", EnvNetnsChild+"="+os.Args[0])
 	cmd.Stdin, cmd.Stdout, cmd.Stderr = os.Stdin, os.Stdout, os.Stderr
 	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
 	if err := cmd.Run(); err != nil {

@@ -28,22 +28,27 @@ const (
 	pollInterval = 50 * time.Millisecond
 )
 
-// kiteBin returns the kite binary under test: $KITE_BIN, or ../../bin/kite
-// relative to this package (where `make build` puts it).
-func kiteBin(t *testing.T) string {
-	t.Helper()
+// binPath is $KITE_BIN or ../../bin/kite made absolute once, at start: a
+// relative path must not depend on the working directory later.
+var binPath, binPathErr = func() (string, error) {
 	bin := os.Getenv("KITE_BIN")
 	if bin == "" {
 		bin = filepath.Join("..", "..", "bin", "kite")
 	}
-	abs, err := filepath.Abs(bin)
-	if err != nil {
-		t.Fatalf("KITE_BIN %q: %v", bin, err)
+	return filepath.Abs(bin)
+}()
+
+// kiteBin returns the kite binary under test: $KITE_BIN, or ../../bin/kite
+// relative to this package (where `make build` puts it).
+func kiteBin(t *testing.T) string {
+	t.Helper()
+	if binPathErr != nil {
+		t.Fatalf("KITE_BIN: %v", binPathErr)
 	}
-	if fi, err := os.Stat(abs); err != nil || fi.IsDir() || fi.Mode()&0o111 == 0 {
-		t.Fatalf("kite binary %s is missing or not executable: run `make build` in the repository root first (or set KITE_BIN)", abs)
+	if fi, err := os.Stat(binPath); err != nil || fi.IsDir() || fi.Mode()&0o111 == 0 {
+		t.Fatalf("kite binary %s is missing or not executable: run `make build` in the repository root first (or set KITE_BIN)", binPath)
 	}
-	return abs
+	return binPath
 }
 
 // server is a `kite server` process this test started.
