@@ -151,7 +151,7 @@ func (a *Agent) Run(ctx context.Context) error {
 		// Until the node's network is ready, look again soon.
 		wait := status.C
 		if !networkReady {
-			wait = time.After(time.Second)
+			wait = time.After(200 * time.Millisecond)
 		}
 		select {
 		case <-ctx.Done():
