@@ -19,7 +19,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"sync"
 	"time"
 
 	appsv1 "k8s.io/api/apps/v1"
@@ -27,14 +26,14 @@ import (
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/client-go/informers"
 	"k8s.io/client-go/kubernetes"
-	"k8s.io/client-go/kubernetes/scheme"
-	typedcorev1 "k8s.io/client-go/kubernetes/typed/core/v1"
 	appslisters "k8s.io/client-go/listers/apps/v1"
 	corelisters "k8s.io/client-go/listers/core/v1"
 	"k8s.io/client-go/tools/cache"
 	"k8s.io/client-go/tools/record"
 	"k8s.io/client-go/util/workqueue"
 	"k8s.io/klog/v2"
+
+	"kite/internal/controller/internal/ctrlutil"
 )
 
 // Name is the controller's name: its event source and logger name.
@@ -139,49 +138,22 @@ func New(cfg Config) (*Controller, error) {
 func (c *Controller) Run(ctx context.Context) error {
 	log := klog.FromContext(ctx).WithName(Name)
 	ctx = klog.NewContext(ctx, log)
-	if c.recorder == nil {
-		b := record.NewBroadcaster(record.WithContext(ctx))
-		b.StartRecordingToSink(&typedcorev1.EventSinkImpl{Interface: c.client.CoreV1().Events("")})
-		defer b.Shutdown()
-		c.recorder = b.NewRecorder(scheme.Scheme, corev1.EventSource{Component: Name})
-	}
+	var stopRec func()
+	c.recorder, stopRec = ctrlutil.Recorder(c.recorder, c.client, Name)
+	defer stopRec()
 	defer c.queue.ShutDown()
 	if !cache.WaitForCacheSync(ctx.Done(), c.synced...) {
 		return nil // ctx ended first
 	}
 	log.Info("Started", "workers", c.workers)
-	var wg sync.WaitGroup
-	for range c.workers {
-		wg.Go(func() {
-			for c.processNext(ctx) {
-			}
-		})
-	}
-	<-ctx.Done()
-	c.queue.ShutDown()
-	wg.Wait()
+	ctrlutil.WorkLimited(ctx, c.queue, c.workers, maxRetries, func(ctx context.Context, key string) error {
+		err := c.sync(ctx, key)
+		if apierrors.HasStatusCause(err, corev1.NamespaceTerminatingCause) {
+			return nil // nothing to do in a namespace going away
+		}
+		return err
+	})
 	return nil
-}
-
-func (c *Controller) processNext(ctx context.Context) bool {
-	key, quit := c.queue.Get()
-	if quit {
-		return false
-	}
-	defer c.queue.Done(key)
-	err := c.sync(ctx, key)
-	switch {
-	case err == nil || apierrors.HasStatusCause(err, corev1.NamespaceTerminatingCause):
-		c.queue.Forget(key)
-	case ctx.Err() != nil:
-	case c.queue.NumRequeues(key) < maxRetries:
-		klog.FromContext(ctx).V(2).Info("Sync failed, will retry", "deployment", key, "err", err.Error())
-		c.queue.AddRateLimited(key)
-	default:
-		klog.FromContext(ctx).Error(err, "Sync keeps failing; dropping the deployment until it changes", "deployment", key)
-		c.queue.Forget(key)
-	}
-	return true
 }
 
 func (c *Controller) enqueue(d *appsv1.Deployment) {

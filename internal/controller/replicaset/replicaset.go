@@ -15,24 +15,23 @@
 package replicaset
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
-	"sync"
 	"time"
 
 	appsv1 "k8s.io/api/apps/v1"
-	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/informers"
 	"k8s.io/client-go/kubernetes"
-	"k8s.io/client-go/kubernetes/scheme"
-	typedcorev1 "k8s.io/client-go/kubernetes/typed/core/v1"
 	appslisters "k8s.io/client-go/listers/apps/v1"
 	"k8s.io/client-go/tools/cache"
 	"k8s.io/client-go/tools/record"
 	"k8s.io/client-go/util/workqueue"
 	"k8s.io/klog/v2"
+
+	"kite/internal/controller/internal/ctrlutil"
 )
 
 // Name is the controller's name: its event source and logger name.
@@ -114,8 +113,8 @@ func New(cfg Config) (*Controller, error) {
 		queue: workqueue.NewTypedRateLimitingQueueWithConfig(workqueue.DefaultTypedControllerRateLimiter[string](),
 			workqueue.TypedRateLimitingQueueConfig[string]{Name: "replicaset"}),
 		exp:     newExpectations(time.Now),
-		workers: cmpOr(cfg.Workers, DefaultWorkers),
-		burst:   cmpOr(cfg.BurstReplicas, DefaultBurstReplicas),
+		workers: cmp.Or(cfg.Workers, DefaultWorkers),
+		burst:   cmp.Or(cfg.BurstReplicas, DefaultBurstReplicas),
 		now:     time.Now,
 	}
 	if err := addControllerIndex(rsInf.Informer()); err != nil {
@@ -137,57 +136,20 @@ func New(cfg Config) (*Controller, error) {
 	return c, nil
 }
 
-func cmpOr(v, def int) int {
-	if v == 0 {
-		return def
-	}
-	return v
-}
-
 // Run waits for the caches and works the queue until ctx ends.
 func (c *Controller) Run(ctx context.Context) error {
 	log := klog.FromContext(ctx).WithName(Name)
 	ctx = klog.NewContext(ctx, log)
-	if c.recorder == nil {
-		b := record.NewBroadcaster(record.WithContext(ctx))
-		b.StartRecordingToSink(&typedcorev1.EventSinkImpl{Interface: c.client.CoreV1().Events("")})
-		defer b.Shutdown()
-		c.recorder = b.NewRecorder(scheme.Scheme, corev1.EventSource{Component: Name})
-	}
+	var stopRec func()
+	c.recorder, stopRec = ctrlutil.Recorder(c.recorder, c.client, Name)
+	defer stopRec()
 	defer c.queue.ShutDown()
 	if !cache.WaitForCacheSync(ctx.Done(), c.synced...) {
 		return nil // ctx ended first
 	}
 	log.Info("Started", "workers", c.workers)
-	var wg sync.WaitGroup
-	for range c.workers {
-		wg.Go(func() {
-			for c.processNext(ctx) {
-			}
-		})
-	}
-	<-ctx.Done()
-	c.queue.ShutDown()
-	wg.Wait()
+	ctrlutil.Work(ctx, c.queue, c.workers, c.sync)
 	return nil
-}
-
-func (c *Controller) processNext(ctx context.Context) bool {
-	key, quit := c.queue.Get()
-	if quit {
-		return false
-	}
-	defer c.queue.Done(key)
-	err := c.sync(ctx, key)
-	if err == nil {
-		c.queue.Forget(key)
-		return true
-	}
-	if ctx.Err() == nil {
-		klog.FromContext(ctx).Error(err, "Sync failed, will retry", "replicaSet", key)
-	}
-	c.queue.AddRateLimited(key)
-	return true
 }
 
 // controllerIndex indexes objects by "<namespace>/<controller uid>", and

@@ -25,6 +25,13 @@ type SyncFunc[T comparable] func(ctx context.Context, key T) error
 // A failed key is retried with the queue's rate limiter, without a retry
 // limit: the controllers are level-triggered, so retrying is always safe.
 func Work[T comparable](ctx context.Context, q workqueue.TypedRateLimitingInterface[T], workers int, syncKey SyncFunc[T]) {
+	WorkLimited(ctx, q, workers, 0, syncKey)
+}
+
+// WorkLimited is Work that drops a key after maxRetries failed syncs in a
+// row (0: never), until it is added again: upstream's rule for controllers
+// whose objects can fail forever (a Deployment with a bad template).
+func WorkLimited[T comparable](ctx context.Context, q workqueue.TypedRateLimitingInterface[T], workers, maxRetries int, syncKey SyncFunc[T]) {
 	log := klog.FromContext(ctx)
 	go func() {
 		<-ctx.Done()
@@ -43,6 +50,9 @@ func Work[T comparable](ctx context.Context, q workqueue.TypedRateLimitingInterf
 				case err == nil:
 					q.Forget(key)
 				case ctx.Err() != nil:
+				case maxRetries > 0 && q.NumRequeues(key) >= maxRetries:
+					log.Error(err, "sync keeps failing; dropping the key until it changes", "key", key)
+					q.Forget(key)
 				default:
 					log.V(2).Info("sync failed, will retry", "key", key, "retries", q.NumRequeues(key), "err", err.Error())
 					q.AddRateLimited(key)
