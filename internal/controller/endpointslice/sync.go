@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
@@ -85,35 +86,11 @@ func (c *Controller) apply(ctx context.Context, svc *corev1.Service, plan Plan, 
 	}
 	log := klog.FromContext(ctx)
 	log.V(4).Info("writing endpoint slices", "service", klog.KObj(svc), "create", len(plan.Create), "update", len(plan.Update), "delete", len(plan.Delete))
-	client := c.cfg.Client.DiscoveryV1().EndpointSlices(svc.Namespace)
-	if svc.DeletionTimestamp == nil {
-		for _, s := range plan.Create {
-			setTriggerTime(s, triggerTime)
-			created, err := client.Create(ctx, s, metav1.CreateOptions{})
-			if err != nil {
-				if apierrors.HasStatusCause(err, corev1.NamespaceTerminatingCause) {
-					return nil
-				}
-				return fmt.Errorf("create EndpointSlice for service %s/%s: %w", svc.Namespace, svc.Name, err)
-			}
-			c.tracker.Update(created)
-		}
+	for _, sl := range append(slices.Clone(plan.Create), plan.Update...) {
+		setTriggerTime(sl, triggerTime)
 	}
-	for _, s := range plan.Update {
-		setTriggerTime(s, triggerTime)
-		updated, err := client.Update(ctx, s, metav1.UpdateOptions{})
-		if err != nil {
-			return fmt.Errorf("update EndpointSlice %s/%s: %w", svc.Namespace, s.Name, err)
-		}
-		c.tracker.Update(updated)
-	}
-	for _, s := range plan.Delete {
-		if err := client.Delete(ctx, s.Name, metav1.DeleteOptions{}); err != nil && !apierrors.IsNotFound(err) {
-			return fmt.Errorf("delete EndpointSlice %s/%s: %w", svc.Namespace, s.Name, err)
-		}
-		c.tracker.ExpectDeletion(s)
-	}
-	return nil
+	return endpointutil.WriteSlices(ctx, c.cfg.Client.DiscoveryV1().EndpointSlices(svc.Namespace), c.tracker,
+		"service "+svc.Namespace+"/"+svc.Name, plan.Create, plan.Update, plan.Delete, svc.DeletionTimestamp != nil)
 }
 
 func (c *Controller) deleteOrphanedSlices(ctx context.Context, namespace, name string) error {

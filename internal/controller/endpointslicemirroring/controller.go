@@ -255,33 +255,8 @@ func (c *Controller) apply(ctx context.Context, ep *corev1.Endpoints, plan Plan)
 	}
 	klog.FromContext(ctx).V(4).Info("mirroring endpoints", "endpoints", klog.KObj(ep),
 		"create", len(plan.Create), "update", len(plan.Update), "delete", len(plan.Delete))
-	client := c.cfg.Client.DiscoveryV1().EndpointSlices(ep.Namespace)
-	if ep.DeletionTimestamp == nil {
-		for _, s := range plan.Create {
-			created, err := client.Create(ctx, s, metav1.CreateOptions{})
-			if err != nil {
-				if apierrors.HasStatusCause(err, corev1.NamespaceTerminatingCause) {
-					return nil
-				}
-				return fmt.Errorf("create EndpointSlice for endpoints %s/%s: %w", ep.Namespace, ep.Name, err)
-			}
-			c.tracker.Update(created)
-		}
-	}
-	for _, s := range plan.Update {
-		updated, err := client.Update(ctx, s, metav1.UpdateOptions{})
-		if err != nil {
-			return fmt.Errorf("update EndpointSlice %s/%s: %w", ep.Namespace, s.Name, err)
-		}
-		c.tracker.Update(updated)
-	}
-	for _, s := range plan.Delete {
-		if err := client.Delete(ctx, s.Name, metav1.DeleteOptions{}); err != nil && !apierrors.IsNotFound(err) {
-			return fmt.Errorf("delete EndpointSlice %s/%s: %w", ep.Namespace, s.Name, err)
-		}
-		c.tracker.ExpectDeletion(s)
-	}
-	return nil
+	return endpointutil.WriteSlices(ctx, c.cfg.Client.DiscoveryV1().EndpointSlices(ep.Namespace), c.tracker,
+		"endpoints "+ep.Namespace+"/"+ep.Name, plan.Create, plan.Update, plan.Delete, ep.DeletionTimestamp != nil)
 }
 
 // mirrored are the cached slices mirrored for namespace/name.
