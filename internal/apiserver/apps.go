@@ -138,7 +138,7 @@ func (s *Server) updateScale(w http.ResponseWriter, r *http.Request, info *reque
 
 func (s *Server) patchScale(w http.ResponseWriter, r *http.Request, info *requestInfo, pt types.PatchType, body []byte, fieldValidation string, dryRun bool) {
 	s.scaleTo(w, r, info, dryRun, func(cur *autoscalingv1.Scale) (*autoscalingv1.Scale, error) {
-		patched, err := applyPatch(pt, s.encodeJSON(cur), body, &autoscalingv1.Scale{})
+		patched, err := s.applyPatchTo(pt, cur, body, &autoscalingv1.Scale{})
 		if err != nil {
 			return nil, err
 		}

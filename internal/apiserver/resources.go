@@ -28,7 +28,7 @@ func servedResources(cfg Config) []*resource {
 			gvr: gvr("", "v1", "endpoints"), kind: "Endpoints", listKind: "EndpointsList", singular: "endpoints", shortNames: []string{"ep"},
 			namespaced: true, allowCreateOnUpdate: true,
 			deprecated: "v1 Endpoints is deprecated in v1.33+; use discovery.k8s.io/v1 EndpointSlice",
-			newObj: func() runtime.Object { return &corev1.Endpoints{} }, newList: func() runtime.Object { return &corev1.EndpointsList{} },
+			newObj:     func() runtime.Object { return &corev1.Endpoints{} }, newList: func() runtime.Object { return &corev1.EndpointsList{} },
 		},
 		{
 			gvr: gvr("", "v1", "events"), kind: "Event", singular: "event", shortNames: []string{"ev"}, namespaced: true, ttl: eventTTL,

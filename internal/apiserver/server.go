@@ -19,6 +19,7 @@ import (
 
 	"github.com/go-logr/logr"
 	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/runtime/serializer"
@@ -244,7 +245,7 @@ func (s *Server) bootstrap(ctx context.Context) error {
 	nsRes := s.reg.lookup(coreV1, "namespaces")
 	for _, name := range []string{metav1.NamespaceDefault, metav1.NamespaceSystem, metav1.NamespacePublic, corev1.NamespaceNodeLease} {
 		ns := &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: name}}
-		if _, err := s.createObject(ctx, nsRes, ns, writeOpts{manager: "kite-apiserver"}); err != nil && !isAlreadyExists(err) {
+		if _, err := s.createObject(ctx, nsRes, ns, writeOpts{manager: "kite-apiserver"}); err != nil && !apierrors.IsAlreadyExists(err) {
 			return fmt.Errorf("create namespace %s: %w", name, err)
 		}
 	}
@@ -262,7 +263,7 @@ func (s *Server) bootstrap(ctx context.Context) error {
 	if err := s.store.Get(ctx, svcRes.key(svc.Namespace, svc.Name), &corev1.Service{}); err == nil {
 		return nil
 	}
-	if _, err := s.createObject(ctx, svcRes, svc, writeOpts{manager: "kite-apiserver"}); err != nil && !isAlreadyExists(err) {
+	if _, err := s.createObject(ctx, svcRes, svc, writeOpts{manager: "kite-apiserver"}); err != nil && !apierrors.IsAlreadyExists(err) {
 		return fmt.Errorf("create the kubernetes Service: %w", err)
 	}
 	return nil
@@ -399,10 +400,4 @@ func (s *Server) serveHealth(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	fmt.Fprint(w, "ok")
-}
-
-func isAlreadyExists(err error) bool {
-	type statusErr interface{ Status() metav1.Status }
-	var se statusErr
-	return errors.As(err, &se) && se.Status().Reason == metav1.StatusReasonAlreadyExists
 }

@@ -506,7 +506,7 @@ func (s *Server) patch(w http.ResponseWriter, r *http.Request, info *requestInfo
 		if pt == types.ApplyYAMLPatchType {
 			return s.apply(info.res, info.subresource, cur, body, opts.FieldManager, opts.Force != nil && *opts.Force)
 		}
-		patched, err := applyPatch(pt, s.encodeJSON(cur), body, info.res.newObj())
+		patched, err := s.applyPatchTo(pt, cur, body, info.res.newObj())
 		if err != nil {
 			return nil, err
 		}
@@ -536,15 +536,13 @@ func (s *Server) patch(w http.ResponseWriter, r *http.Request, info *requestInfo
 	s.respond(w, r, t, info.res, code, out)
 }
 
-// encodeJSON is the JSON form of a stored object, the document patches
-// apply to.
-func (s *Server) encodeJSON(obj runtime.Object) []byte {
-	b, err := runtime.Encode(s.jsonInfo().Serializer, s.withKind(obj))
+// applyPatchTo applies a patch to the JSON form of obj.
+func (s *Server) applyPatchTo(pt types.PatchType, obj runtime.Object, patch []byte, dataStruct runtime.Object) ([]byte, error) {
+	doc, err := runtime.Encode(s.jsonInfo().Serializer, s.withKind(obj))
 	if err != nil {
-		// Objects read from storage always encode.
-		panic(fmt.Sprintf("encode %T: %v", obj, err))
+		return nil, apierrors.NewInternalError(fmt.Errorf("encode %T: %w", obj, err))
 	}
-	return b
+	return applyPatch(pt, doc, patch, dataStruct)
 }
 
 // applyPatch applies a JSON, merge or strategic-merge patch to doc.
