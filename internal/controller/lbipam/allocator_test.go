@@ -120,7 +120,7 @@ func TestAllocator(t *testing.T) {
 				{req: Request{Service: "a"}, current: "172.18.255.205", ip: "172.18.255.205"},
 				{req: Request{Service: "a"}, current: "172.18.255.205", ip: "172.18.255.205"},
 				{req: Request{Service: "b"}, current: "172.18.255.205", ip: "172.18.255.200"}, // taken: a new one
-				{req: Request{Service: "c"}, current: "10.1.1.1", ip: "172.18.255.201"},      // outside the pool
+				{req: Request{Service: "c"}, current: "10.1.1.1", ip: "172.18.255.201"},       // outside the pool
 			},
 			want: "172.18.255.200 b\n172.18.255.201 c\n172.18.255.205 a\n"},
 		{name: "requested address",
