@@ -8,7 +8,9 @@ package agent
 import (
 	"context"
 	"fmt"
+	"net"
 	"path/filepath"
+	"strconv"
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
@@ -31,6 +33,7 @@ type Agent struct {
 	node   *corev1.Node // last seen
 	events record.EventBroadcaster
 	pods   *podManager
+	server *server // nil when Config.Port < 0
 }
 
 // New prepares an agent.
@@ -58,6 +61,11 @@ func New(cfg Config) (*Agent, error) {
 	var recorder record.EventRecorder
 	a.events, recorder = newRecorder(cfg.NodeName)
 	a.pods = newPodManager(a.cfg, client, a.cfg.Runtime, a.cfg.Images, a.cfg.Network, recorder, a.desiredNode(true).Status.Allocatable)
+	if cfg.Port > 0 {
+		if a.server, err = newServer(a.cfg, rc, a.pods); err != nil {
+			return nil, err
+		}
+	}
 	return a, nil
 }
 
@@ -110,6 +118,24 @@ func (a *Agent) Run(ctx context.Context) error {
 			log.Error(err, "pods")
 		}
 	}()
+	if a.server != nil {
+		served := make(chan error, 1)
+		go func() {
+			// Pods are looked up through the pod manager's informer.
+			select {
+			case <-a.pods.ready:
+			case <-ctx.Done():
+				served <- nil
+				return
+			}
+			served <- a.server.run(klog.NewContext(ctx, log), net.JoinHostPort(a.cfg.NodeIP, strconv.Itoa(a.cfg.Port)))
+		}()
+		defer func() {
+			if err := <-served; err != nil {
+				log.Error(err, "agent server")
+			}
+		}()
+	}
 	if a.cfg.ManageNetwork {
 		pn, err := podnet.New(podnet.Config{Client: a.client, NodeName: a.cfg.NodeName, Mode: a.cfg.PodNetworkMode})
 		if err != nil {

@@ -33,7 +33,7 @@ func nodeReady(n *corev1.Node) corev1.ConditionStatus {
 func TestNodeRegistrationAndNetwork(t *testing.T) {
 	api := apitest.Start(t, apitest.Options{})
 	dir := t.TempDir()
-	cfg := Config{Kubeconfig: filepath.Join(api.StateDir, "admin.kubeconfig"), NodeName: "kite-worker", NodeIP: "10.9.0.2",
+	cfg := Config{Kubeconfig: filepath.Join(api.StateDir, "admin.kubeconfig"), NodeName: "kite-worker", NodeIP: "10.9.0.2", Port: -1,
 		StateDir: filepath.Join(dir, "state"), RunDir: filepath.Join(dir, "run"), ImageStore: filepath.Join(dir, "images"),
 		CNIConfDir: filepath.Join(dir, "net.d"), CNIBinDir: filepath.Join(dir, "bin"),
 		LeaseDuration: 4 * time.Second, ManageNetwork: true, Labels: map[string]string{"node-role.kubernetes.io/worker": ""}}

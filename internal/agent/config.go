@@ -46,6 +46,11 @@ type Config struct {
 	// one L2 segment, the default) or "vxlan".
 	PodNetworkMode string
 
+	// Port is the agent's HTTPS port for logs, exec, attach and
+	// port-forward, on NodeIP (default DefaultPort, kubelet's 10250;
+	// negative: no server, for tests).
+	Port int
+
 	// RunDir holds the pods' state that does not outlive a reboot: pinned
 	// namespaces and runc's state (default /run/kite).
 	RunDir string
@@ -102,6 +107,9 @@ func (c *Config) Defaults() {
 	}
 	if c.ResolvConf == "" {
 		c.ResolvConf = "/etc/resolv.conf"
+	}
+	if c.Port == 0 {
+		c.Port = DefaultPort
 	}
 	if c.StatusFrequency == 0 {
 		c.StatusFrequency = 5 * time.Minute

@@ -128,7 +128,7 @@ func newHarness(t *testing.T) *harness {
 	dir := t.TempDir()
 	resolv := filepath.Join(dir, "resolv.conf")
 	os.WriteFile(resolv, []byte("nameserver 192.0.2.53\nsearch example.org\n"), 0o644)
-	cfg := Config{NodeName: "node1", NodeIP: "10.9.0.2", StateDir: filepath.Join(dir, "state"), ClusterDomain: "cluster.local", ResolvConf: resolv}
+	cfg := Config{NodeName: "node1", NodeIP: "10.9.0.2", Port: -1, StateDir: filepath.Join(dir, "state"), ClusterDomain: "cluster.local", ResolvConf: resolv}
 	h.m = newPodManager(cfg, h.client, h.rt, h.images, h.net, h.events, corev1.ResourceList{
 		corev1.ResourceCPU: resource.MustParse("2"), corev1.ResourceMemory: resource.MustParse("8Gi")})
 	h.m.ctx = context.Background()

@@ -95,7 +95,7 @@ func (a *Agent) desiredNode(networkReady bool) *corev1.Node {
 				{Type: corev1.NodeInternalIP, Address: a.cfg.NodeIP},
 				{Type: corev1.NodeHostName, Address: a.cfg.NodeName},
 			},
-			DaemonEndpoints: corev1.NodeDaemonEndpoints{KubeletEndpoint: corev1.DaemonEndpoint{Port: 10250}},
+			DaemonEndpoints: corev1.NodeDaemonEndpoints{KubeletEndpoint: corev1.DaemonEndpoint{Port: int32(max(a.cfg.Port, 0))}},
 			NodeInfo: corev1.NodeSystemInfo{
 				MachineID: ni.machineID, BootID: ni.bootID, KernelVersion: ni.kernel, OSImage: ni.osImage,
 				ContainerRuntimeVersion: ni.runtime, KubeletVersion: "kite/" + version.Version, KubeProxyVersion: "",

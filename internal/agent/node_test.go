@@ -112,7 +112,7 @@ func newTestNodeWith(t testing.TB, api *apitest.Server, kite string) *testNode {
 	}
 	node := &testNode{t: t, api: api, n: n, rt: rt, cidr: netip.MustParsePrefix(fmt.Sprintf("10.244.%d.0/24", n))}
 	node.cfg = Config{
-		Kubeconfig: filepath.Join(api.StateDir, "admin.kubeconfig"), NodeName: fmt.Sprintf("node%d", n), NodeIP: fmt.Sprintf("10.9.0.%d", n),
+		Kubeconfig: filepath.Join(api.StateDir, "admin.kubeconfig"), NodeName: fmt.Sprintf("node%d", n), NodeIP: fmt.Sprintf("10.9.0.%d", n), Port: -1,
 		StateDir: filepath.Join(dir, "state"), RunDir: filepath.Join(dir, "run"), CNIConfDir: filepath.Join(dir, "net.d"), CNIBinDir: bin,
 		CNIBridge: fmt.Sprintf("kt%d", n), LeaseDuration: 8 * time.Second, ManageNetwork: true,
 		ResolvConf: "/dev/null", Runtime: rt, Images: newStoreImages(store),

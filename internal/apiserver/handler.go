@@ -53,6 +53,10 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if info.res.deprecated != "" {
 		warn(w, []string{info.res.deprecated})
 	}
+	if connectSubresource(info) {
+		s.connect(w, r, info)
+		return
+	}
 	switch verb {
 	case "get":
 		s.get(w, r, info)

@@ -34,12 +34,6 @@ func (s *Server) get(w http.ResponseWriter, r *http.Request, info *requestInfo) 
 		s.writeError(w, r, notAcceptable(err.Error()))
 		return
 	}
-	switch info.subresource {
-	case "", "status", "scale":
-	default:
-		s.connect(w, r, info)
-		return
-	}
 	obj := info.res.newObj()
 	if err := s.store.Get(r.Context(), info.res.key(info.namespace, info.name), obj); err != nil {
 		s.writeError(w, r, apiError(err, info.res.groupResource(), info.name))
@@ -228,13 +222,6 @@ func (s *Server) withKinds(objs []runtime.Object) []runtime.Object {
 		s.withKind(o)
 	}
 	return objs
-}
-
-// connect answers the streaming subresources (log, exec, attach,
-// portforward), which the node agent serves.
-func (s *Server) connect(w http.ResponseWriter, r *http.Request, info *requestInfo) {
-	s.writeError(w, r, apierrors.NewServiceUnavailable(fmt.Sprintf(
-		"pods/%s is served by the node's kite agent, and proxying to agents is not available in this server yet", info.subresource)))
 }
 
 // toTable renders objects as a Table; a bad includeObject is the client's

@@ -14,6 +14,8 @@ type requestInfo struct {
 	namespace   string
 	name        string
 	subresource string
+	// proxyPath is what follows nodes/NAME/proxy/ in the path.
+	proxyPath string
 	// verb: get, list, watch, create, update, patch, delete,
 	// deletecollection, or the subresource's own (connect).
 	verb string
@@ -70,8 +72,11 @@ func (s *Server) parseResourcePath(r *http.Request) (*requestInfo, string, bool)
 		info.subresource = strings.Join(parts[2:], "/")
 	}
 	if len(parts) > 3 {
-		// Only proxy subresources take more path; none are served here.
-		return info, "", false
+		// Only proxy subresources take more path.
+		if parts[2] != "proxy" {
+			return info, "", false
+		}
+		info.subresource, info.proxyPath = "proxy", strings.Join(parts[3:], "/")
 	}
 	if info.subresource != "" && !info.res.hasSubresource(info.subresource) {
 		return nil, "", false

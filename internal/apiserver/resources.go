@@ -107,7 +107,7 @@ func coreEventFields(obj runtime.Object) fields.Set {
 
 func nodesResource() *resource {
 	return &resource{
-		gvr: gvr("", "v1", "nodes"), kind: "Node", singular: "node", shortNames: []string{"no"}, status: true,
+		gvr: gvr("", "v1", "nodes"), kind: "Node", singular: "node", shortNames: []string{"no"}, status: true, subresources: []string{"proxy"},
 		newObj: func() runtime.Object { return &corev1.Node{} }, newList: func() runtime.Object { return &corev1.NodeList{} },
 		fields: func(obj runtime.Object) fields.Set {
 			n := obj.(*corev1.Node)

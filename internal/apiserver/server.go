@@ -96,18 +96,20 @@ func (c *Config) Validate() error {
 
 // Server is a running API server.
 type Server struct {
-	cfg           Config
-	log           logr.Logger
-	scheme        *runtime.Scheme
-	codecs        serializer.CodecFactory
-	reg           *registry
-	store         *storage.Store
-	etcd          *storage.Embedded
-	openapi       http.Handler
-	tls           *tls.Config
-	tokens        map[string]*user
-	ranges        *serviceRanges
-	fieldManagers fieldManagers
+	cfg     Config
+	log     logr.Logger
+	scheme  *runtime.Scheme
+	codecs  serializer.CodecFactory
+	reg     *registry
+	store   *storage.Store
+	etcd    *storage.Embedded
+	openapi http.Handler
+	tls     *tls.Config
+	tokens  map[string]*user
+	// agentTransport reaches node agents (logs, exec, port-forward).
+	agentTransport *http.Transport
+	ranges         *serviceRanges
+	fieldManagers  fieldManagers
 	// bookmarkInterval is the longest a watch with bookmarks goes
 	// without one.
 	bookmarkInterval time.Duration
@@ -212,6 +214,13 @@ func (s *Server) setupPKI() error {
 		Server: "https://" + net.JoinHostPort(serverHost, port), CAData: ca.CertPEM,
 		ClientCertData: certPEM, ClientKeyData: keyPEM,
 	}); err != nil {
+		return err
+	}
+	agentCert, agentKey, err := ca.EnsureClientCert(dir, "apiserver-kubelet-client", agentClientName, nil)
+	if err != nil {
+		return err
+	}
+	if s.agentTransport, err = newAgentTransport(agentCert, agentKey); err != nil {
 		return err
 	}
 	token, err := pki.EnsureToken(dir, "bootstrap")

@@ -288,21 +288,35 @@ func subresourceRoutes(p paths, name string, sub subresource, parent schema.Grou
 
 	// exec, attach, portforward: the connection is upgraded to a stream on
 	// GET or POST; the extension names the options kind, as upstream does.
+	// proxy: any method, with or without a path after it.
+	methods := []string{http.MethodGet, http.MethodPost}
+	type variant struct{ path, suffix string }
+	variants := []variant{{path, ""}}
+	if sub.proxy {
+		methods = []string{http.MethodGet, http.MethodPut, http.MethodPost, http.MethodDelete, http.MethodOptions, http.MethodHead, http.MethodPatch}
+		variants = append(variants, variant{path + "/{path}", "WithPath"})
+	}
 	var routes []route
-	for _, method := range []string{http.MethodGet, http.MethodPost} {
-		routes = append(routes, route{
-			method:      method,
-			path:        path,
-			operationID: "connect" + p.gvID + upperFirst(strings.ToLower(method)) + p.scope + p.kind + suffix,
-			description: "connect " + method + " requests to " + name + " of " + parent.Kind,
-			action:      actionConnect,
-			gvk:         &sub.options,
-			pathParams:  p.itemParams(parent.Kind),
-			query:       []string{options},
-			responses:   map[int]string{http.StatusOK: plainText},
-			consumes:    []string{"*/*"},
-			produces:    []string{"*/*"},
-		})
+	for _, v := range variants {
+		for _, method := range methods {
+			params := p.itemParams(parent.Kind)
+			if v.suffix != "" {
+				params = append(params, param{"path", "path to the resource"})
+			}
+			routes = append(routes, route{
+				method:      method,
+				path:        v.path,
+				operationID: "connect" + p.gvID + upperFirst(strings.ToLower(method)) + p.scope + p.kind + suffix + v.suffix,
+				description: "connect " + method + " requests to " + name + " of " + parent.Kind,
+				action:      actionConnect,
+				gvk:         &sub.options,
+				pathParams:  params,
+				query:       []string{options},
+				responses:   map[int]string{http.StatusOK: plainText},
+				consumes:    []string{"*/*"},
+				produces:    []string{"*/*"},
+			})
+		}
 	}
 	return routes, nil
 }

@@ -59,6 +59,9 @@ type subresource struct {
 	// connect subresources (exec, attach, portforward) upgrade the
 	// connection on GET and POST.
 	connect bool
+	// proxy: a connect subresource taking any method, at its own path
+	// and at <path>/{path} (nodes/proxy).
+	proxy bool
 }
 
 // describeSubresource knows the subresources kite serves. Adding one to the
@@ -86,6 +89,8 @@ func describeSubresource(name string, parent schema.GroupVersionKind) (subresour
 		return subresource{options: core.WithKind("PodAttachOptions"), connect: true}, nil
 	case "portforward":
 		return subresource{options: core.WithKind("PodPortForwardOptions"), connect: true}, nil
+	case "proxy":
+		return subresource{options: core.WithKind(parent.Kind + "ProxyOptions"), connect: true, proxy: true}, nil
 	}
 	return subresource{}, fmt.Errorf("subresource %q of %s is not described by package openapi", name, parent.Kind)
 }
