@@ -40,6 +40,7 @@ func BenchmarkDNS(b *testing.B) {
 	cfg := kitedns.DefaultConfig()
 	cfg.Listen = "127.0.0.1:0"
 	cfg.MetricsListen, cfg.HealthListen, cfg.ReadyListen = "", "", ""
+	cfg.Lameduck = 0
 	cfg.Upstreams = []string{up}
 	srv, err := kitedns.New(cfg, nil)
 	if err != nil {

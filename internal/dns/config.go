@@ -28,6 +28,11 @@ const (
 	DefaultCacheSize       = 10000
 	DefaultCacheMaxTTL     = 30 * time.Second
 	DefaultCacheNegTTL     = 5 * time.Second
+	// DefaultLameduck is how long a stopping server keeps answering with
+	// /ready failing, so that the endpoint leaves kube-dns's EndpointSlice
+	// (and every node's proxy rules) before the sockets close: clients then
+	// lose no query to a pod that is going away. CoreDNS uses 5 s too.
+	DefaultLameduck = 5 * time.Second
 
 	// SchemaVersion is the DNS schema answered at dns-version.<zone>.
 	SchemaVersion = "1.1.0"
@@ -77,6 +82,9 @@ type Config struct {
 	// are respected below that cap); CacheNegTTL caps negative answers.
 	CacheMaxTTL time.Duration
 	CacheNegTTL time.Duration
+	// Lameduck: after ctx is done, keep serving this long with /ready
+	// failing, then stop. 0 stops at once (tests).
+	Lameduck time.Duration
 }
 
 // DefaultConfig is the configuration of a kite dns pod.
@@ -94,6 +102,7 @@ func DefaultConfig() Config {
 		CacheSize:       DefaultCacheSize,
 		CacheMaxTTL:     DefaultCacheMaxTTL,
 		CacheNegTTL:     DefaultCacheNegTTL,
+		Lameduck:        DefaultLameduck,
 	}
 }
 
@@ -157,8 +166,8 @@ func (c Config) Validate() error {
 	if c.TTL < time.Second || c.TTL > 24*time.Hour {
 		errs = append(errs, fmt.Errorf("ttl %s: must be between 1s and 24h", c.TTL))
 	}
-	if c.UpstreamTimeout < 0 || c.CacheMaxTTL < 0 || c.CacheNegTTL < 0 {
-		errs = append(errs, errors.New("upstream timeout and cache TTLs must not be negative"))
+	if c.UpstreamTimeout < 0 || c.CacheMaxTTL < 0 || c.CacheNegTTL < 0 || c.Lameduck < 0 {
+		errs = append(errs, errors.New("upstream timeout, cache TTLs and lameduck must not be negative"))
 	}
 	return errors.Join(errs...)
 }

@@ -103,7 +103,9 @@ func (s *Server) Ready() bool { return s.ready.Load() }
 func (s *Server) Run(ctx context.Context) error {
 	log := klog.FromContext(ctx).WithName(componentName)
 	ctx = klog.NewContext(ctx, log)
-	s.baseCtx = ctx
+	// Forwarding outlives ctx by the lameduck period: answers go on
+	// until the sockets close (each forward has its own timeout).
+	s.baseCtx = context.WithoutCancel(ctx)
 
 	ups, from, err := hostSource.upstreams(s.cfg)
 	if err != nil {
@@ -154,6 +156,16 @@ func (s *Server) Run(ctx context.Context) error {
 
 	select {
 	case <-ctx.Done():
+		if s.cfg.Lameduck > 0 {
+			s.ready.Store(false)
+			log.Info("stopping: lameduck, still answering", "for", s.cfg.Lameduck)
+			select {
+			case <-time.After(s.cfg.Lameduck):
+			case err := <-errc:
+				s.shutdown(ctx, servers, httpServers)
+				return fmt.Errorf("dns server: %w", err)
+			}
+		}
 		s.shutdown(ctx, servers, httpServers)
 		return nil
 	case err := <-errc:

@@ -26,6 +26,7 @@ func testConfig(t *testing.T) Config {
 	cfg := DefaultConfig()
 	cfg.Listen = "127.0.0.1:0"
 	cfg.MetricsListen, cfg.HealthListen, cfg.ReadyListen = "127.0.0.1:0", "", ""
+	cfg.Lameduck = 0
 	cfg.ResolvConf = writeFile(t, "resolv.conf", "")
 	cfg.StubResolvConf = writeFile(t, "stub-resolv.conf", "")
 	return cfg
@@ -429,4 +430,44 @@ func httpGet(t *testing.T, url string) string {
 		t.Fatalf("GET %s: %d %v", url, resp.StatusCode, err)
 	}
 	return string(b)
+}
+
+// Stopping: /ready fails at once, DNS goes on answering for the lameduck
+// period, then Run returns.
+func TestServerLameduck(t *testing.T) {
+	cfg := testConfig(t)
+	cfg.ReadyListen = "127.0.0.1:0"
+	cfg.Lameduck = 3 * time.Second
+	s, err := New(cfg, fake.NewClientset(clusterIPService("default", "kuard", []string{"10.96.0.20"})))
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, ctx := ktesting.NewTestContext(t)
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	done := make(chan error, 1)
+	go func() { done <- s.Run(ctx) }()
+	<-s.Started()
+	waitFor(t, "ready", 10*time.Second, s.Ready)
+	readyURL := "http://" + s.HTTPAddr(cfg.ReadyListen) + ReadyPath
+	cancel()
+	waitFor(t, "/ready failing", time.Second, func() bool {
+		resp, err := http.Get(readyURL)
+		if err != nil {
+			t.Fatalf("/ready during lameduck: %v", err)
+		}
+		resp.Body.Close()
+		return resp.StatusCode == http.StatusServiceUnavailable
+	})
+	if r := query(t, "udp", s.Addr(), "kuard.default.svc.cluster.local.", dns.TypeA, 0); len(r.Answer) != 1 {
+		t.Errorf("during lameduck: answer %q", zoneFile(r.Answer))
+	}
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Errorf("Run: %v", err)
+		}
+	case <-time.After(cfg.Lameduck + 5*time.Second):
+		t.Fatal("Run did not return after the lameduck period")
+	}
 }
