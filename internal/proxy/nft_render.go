@@ -1,0 +1,286 @@
+package proxy
+
+import (
+	"fmt"
+	"net/netip"
+	"strconv"
+	"strings"
+
+	"sigs.k8s.io/knftables"
+)
+
+// The nftables layout. Everything lives in one table owned by the proxy;
+// README.md states the contract with the agent's own table.
+const (
+	nftTable  = "kite-proxy"
+	nftFamily = knftables.IPv4Family
+
+	// Base chains.
+	chainNATPrerouting    = "nat-prerouting"
+	chainNATOutput        = "nat-output"
+	chainNATPostrouting   = "nat-postrouting"
+	chainFilterPrerouting = "filter-prerouting"
+	chainFilterInput      = "filter-input"
+	chainFilterForward    = "filter-forward"
+	chainFilterOutput     = "filter-output"
+
+	// Shared regular chains.
+	chainServices    = "services"
+	chainNoEndpoints = "no-endpoints"
+	chainMarkMasq    = "mark-for-masquerade"
+	chainMasquerade  = "masquerading"
+	chainReject      = "reject-chain"
+
+	// Dispatch maps: one lookup per packet, whatever the number of Services.
+	mapServiceIPs          = "service-ips"
+	mapServiceNodePorts    = "service-nodeports"
+	mapNoEndpointServices  = "no-endpoint-services"
+	mapNoEndpointNodePorts = "no-endpoint-nodeports"
+	setNodePortAddresses   = "nodeport-addresses"
+
+	ipProtoPortType = "ipv4_addr . inet_proto . inet_service : verdict"
+	protoPortType   = "inet_proto . inet_service : verdict"
+
+	// filterPriority runs the filter chains just before DNAT (-100), so
+	// the reject of a no-endpoint service sees the original destination in
+	// output as well as in prerouting's successors.
+	filterPriority = knftables.BaseChainPriority("-110")
+
+	// loopbackNet is 127.0.0.0/8: never a legitimate destination of a
+	// packet arriving from another host.
+	loopbackNet = "127.0.0.0/8"
+)
+
+// nftBaseChain is a base chain's hook definition.
+type nftBaseChain struct {
+	typ      knftables.BaseChainType
+	hook     knftables.BaseChainHook
+	priority knftables.BaseChainPriority
+}
+
+var nftBaseChains = map[string]nftBaseChain{
+	chainNATPrerouting:    {knftables.NATType, knftables.PreroutingHook, knftables.DNATPriority},
+	chainNATOutput:        {knftables.NATType, knftables.OutputHook, knftables.DNATPriority},
+	chainNATPostrouting:   {knftables.NATType, knftables.PostroutingHook, knftables.SNATPriority},
+	chainFilterPrerouting: {knftables.FilterType, knftables.PreroutingHook, filterPriority},
+	chainFilterInput:      {knftables.FilterType, knftables.InputHook, filterPriority},
+	chainFilterForward:    {knftables.FilterType, knftables.ForwardHook, filterPriority},
+	chainFilterOutput:     {knftables.FilterType, knftables.OutputHook, filterPriority},
+}
+
+// nftMaps are the fixed maps with their types.
+var nftMaps = map[string]string{
+	mapServiceIPs:          ipProtoPortType,
+	mapServiceNodePorts:    protoPortType,
+	mapNoEndpointServices:  ipProtoPortType,
+	mapNoEndpointNodePorts: protoPortType,
+}
+
+// nftState is a table's content as the proxy sees it: chains with their
+// rules, map and set elements, and the affinity sets.
+type nftState struct {
+	// tableExists is false for a kernel without the table.
+	tableExists bool
+	// rulesKnown is false for a state listed from the kernel, whose chain
+	// contents are not read back (that would be one exec per chain): every
+	// chain is rewritten then.
+	rulesKnown bool
+	chains     map[string][]string
+	// elements is map or set name → key ("a . b . c") → value ("" in sets).
+	elements map[string]map[string]string
+	// affinity is affinity set name → timeout in seconds.
+	affinity map[string]int32
+}
+
+func newNFTState() *nftState {
+	return &nftState{tableExists: true, rulesKnown: true, chains: map[string][]string{},
+		elements: map[string]map[string]string{}, affinity: map[string]int32{}}
+}
+
+// Counts of what a state holds, for metrics.
+func (s *nftState) counts() (chains, rules, elements int) {
+	for _, r := range s.chains {
+		rules += len(r)
+	}
+	for _, e := range s.elements {
+		elements += len(e)
+	}
+	return len(s.chains), rules, elements
+}
+
+func (s *nftState) add(chain string, rules ...string) { s.chains[chain] = append(s.chains[chain], rules...) }
+
+func (s *nftState) element(set, key, value string) {
+	if s.elements[set] == nil {
+		s.elements[set] = map[string]string{}
+	}
+	s.elements[set][key] = value
+}
+
+// renderNFT computes the whole table for a Model. Pure.
+func renderNFT(m *Model, cfg Config) *nftState {
+	cfg = cfg.withDefaults()
+	s := newNFTState()
+	for name := range nftMaps {
+		s.elements[name] = map[string]string{}
+	}
+	mark := fmt.Sprintf("0x%x", cfg.masqMark())
+
+	s.add(chainNATPrerouting, "jump "+chainServices)
+	s.add(chainNATOutput, "jump "+chainServices)
+	s.add(chainNATPostrouting, "jump "+chainMasquerade)
+	// CVE-2020-8558: with route_localnet on, a neighbour could reach
+	// services bound to 127.0.0.1. Nothing from outside may be addressed
+	// to loopback; our own replies are un-NATed after this chain (-110 is
+	// before conntrack's NAT at -100), so they still carry the node's IP.
+	s.add(chainFilterPrerouting, `iifname != "lo" ip daddr `+loopbackNet+" drop")
+	for _, c := range []string{chainFilterInput, chainFilterForward, chainFilterOutput} {
+		s.add(c, "ct state new jump "+chainNoEndpoints)
+	}
+	s.add(chainMasquerade,
+		"meta mark & "+mark+" == 0 return",
+		"meta mark set meta mark ^ "+mark,
+		"masquerade fully-random")
+	s.add(chainMarkMasq, "meta mark set meta mark | "+mark)
+	s.add(chainReject, "meta l4proto tcp reject with tcp reset", "reject")
+
+	nodePortMatch := "fib daddr type local"
+	if cfg.DisableLocalhostNodePorts {
+		nodePortMatch += " ip daddr != " + loopbackNet
+	}
+	if len(cfg.NodePortAddresses) > 0 {
+		nodePortMatch += " ip daddr @" + setNodePortAddresses
+		s.elements[setNodePortAddresses] = map[string]string{}
+		for _, p := range cfg.NodePortAddresses {
+			s.element(setNodePortAddresses, p.Masked().String(), "")
+		}
+		if !cfg.DisableLocalhostNodePorts {
+			s.element(setNodePortAddresses, loopbackNet, "")
+		}
+	}
+	s.add(chainServices,
+		"ip daddr . meta l4proto . th dport vmap @"+mapServiceIPs,
+		nodePortMatch+" meta l4proto . th dport vmap @"+mapServiceNodePorts)
+	s.add(chainNoEndpoints,
+		"ip daddr . meta l4proto . th dport vmap @"+mapNoEndpointServices,
+		nodePortMatch+" meta l4proto . th dport vmap @"+mapNoEndpointNodePorts)
+
+	for i := range m.Ports {
+		renderNFTPort(s, &m.Ports[i], m)
+	}
+	return s
+}
+
+func ipKey(ip fmt.Stringer, proto string, port uint16) string {
+	return ip.String() + " . " + proto + " . " + strconv.Itoa(int(port))
+}
+
+func protoKey(proto string, port uint16) string { return proto + " . " + strconv.Itoa(int(port)) }
+
+// renderNFTPort adds one service port's chains and dispatch elements.
+func renderNFTPort(s *nftState, sp *ServicePort, m *Model) {
+	k, proto := sp.Key, sp.Key.proto()
+	external := sp.External()
+	if len(sp.ClusterEndpoints) == 0 {
+		// No endpoints at all: refuse at once rather than let the packet
+		// wander to the default route.
+		verdict := "goto " + chainReject
+		s.element(mapNoEndpointServices, ipKey(sp.ClusterIP, proto, sp.Port), verdict)
+		for _, ip := range append(append([]netip.Addr(nil), sp.ExternalIPs...), sp.LoadBalancerIPs...) {
+			s.element(mapNoEndpointServices, ipKey(ip, proto, sp.Port), verdict)
+		}
+		if sp.NodePort != 0 {
+			s.element(mapNoEndpointNodePorts, protoKey(proto, sp.NodePort), verdict)
+		}
+		return
+	}
+	svcChain, localChain, extChain := nftServiceChain(k), nftLocalChain(k), nftExternalChain(k)
+	var clusterMasq string
+	if m.ClusterCIDR.IsValid() {
+		// Only traffic addressed to the ClusterIP itself: external traffic
+		// passing through this chain was marked (or deliberately not) by
+		// the external chain already.
+		clusterMasq = "ip daddr " + sp.ClusterIP.String() + " ip saddr != " + m.ClusterCIDR.String() + " jump " + chainMarkMasq
+	}
+	seen := map[netip.AddrPort]bool{}
+	var used []Endpoint
+	dispatch := func(chain string, eps []Endpoint) {
+		if clusterMasq != "" {
+			s.add(chain, clusterMasq)
+		}
+		if len(eps) == 0 {
+			// Policy Local without a local endpoint: upstream drops (the
+			// load balancer's health check steers clients away).
+			s.add(chain, "drop")
+			return
+		}
+		if sp.AffinitySeconds > 0 {
+			for _, ep := range eps {
+				s.add(chain, "ip saddr @"+nftAffinitySet(k, ep.Addr, sp.AffinitySeconds)+" goto "+nftEndpointChain(k, ep.Addr))
+			}
+		}
+		if len(eps) == 1 {
+			s.add(chain, "goto "+nftEndpointChain(k, eps[0].Addr))
+		} else {
+			arms := make([]string, len(eps))
+			for i, ep := range eps {
+				arms[i] = strconv.Itoa(i) + " : goto " + nftEndpointChain(k, ep.Addr)
+			}
+			s.add(chain, "numgen random mod "+strconv.Itoa(len(eps))+" vmap { "+strings.Join(arms, " , ")+" }")
+		}
+		for _, ep := range eps {
+			if !seen[ep.Addr] {
+				seen[ep.Addr] = true
+				used = append(used, ep)
+			}
+		}
+	}
+	if sp.usesCluster() {
+		dispatch(svcChain, sp.ClusterEndpoints)
+	}
+	if sp.usesLocal() {
+		dispatch(localChain, sp.LocalEndpoints)
+	}
+	internal := svcChain
+	if sp.InternalLocal {
+		internal = localChain
+	}
+	s.element(mapServiceIPs, ipKey(sp.ClusterIP, proto, sp.Port), "goto "+internal)
+
+	if external {
+		if sp.ExternalLocal {
+			// Client IP preserved: no masquerade, local endpoints only. But
+			// pods and the node itself have no reason to be confined to this
+			// node's endpoints, and the node's own connections must be
+			// masqueraded for the reply to find its way back.
+			if m.ClusterCIDR.IsValid() {
+				s.add(extChain, "ip saddr "+m.ClusterCIDR.String()+" goto "+svcChain)
+			}
+			s.add(extChain,
+				"fib saddr type local jump "+chainMarkMasq,
+				"fib saddr type local goto "+svcChain,
+				"goto "+localChain)
+		} else {
+			s.add(extChain, "jump "+chainMarkMasq, "goto "+svcChain)
+		}
+		for _, ip := range append(append([]netip.Addr(nil), sp.ExternalIPs...), sp.LoadBalancerIPs...) {
+			s.element(mapServiceIPs, ipKey(ip, proto, sp.Port), "goto "+extChain)
+		}
+		if sp.NodePort != 0 {
+			s.element(mapServiceNodePorts, protoKey(proto, sp.NodePort), "goto "+extChain)
+		}
+	}
+
+	for _, ep := range used {
+		chain := nftEndpointChain(k, ep.Addr)
+		// Hairpin: a pod reaching its own Service and landing on itself
+		// must see the reply come from the ClusterIP, so it goes via us.
+		s.add(chain, "ip saddr "+ep.Addr.Addr().String()+" jump "+chainMarkMasq)
+		if sp.AffinitySeconds > 0 {
+			set := nftAffinitySet(k, ep.Addr, sp.AffinitySeconds)
+			s.affinity[set] = sp.AffinitySeconds
+			s.add(chain, "update @"+set+" { ip saddr }")
+		}
+		s.add(chain, "meta l4proto "+proto+" dnat to "+ep.Addr.String())
+	}
+}
