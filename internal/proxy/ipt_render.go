@@ -202,7 +202,9 @@ func renderIPTPort(nat, filter *iptTable, sp *ServicePort, m *Model) {
 			nat.add(ext, comment("masquerade traffic for "+name+" external destinations"), "-j", iptMarkMasq)
 			nat.add(ext, "-j", svc)
 		}
-		extIPs(func(ip, what string) { nat.add(iptServices, "-d", ip, p, comment(name+" "+what), dport(sp.Port), "-j", ext) })
+		extIPs(func(ip, what string) {
+			nat.add(iptServices, "-d", ip, p, comment(name+" "+what), dport(sp.Port), "-j", ext)
+		})
 		if sp.NodePort != 0 {
 			nat.add(iptNodePorts, p, comment(name), dport(sp.NodePort), "-j", ext)
 		}

@@ -55,6 +55,7 @@ func nftExternalChain(k PortKey) string { return nftName("ext", portHash(k), rea
 func nftEndpointChain(k PortKey, ep netip.AddrPort) string {
 	return nftName("ep", endpointHash(k, ep), readablePort(k)+"__"+ep.Addr().String()+"/"+strconv.Itoa(int(ep.Port())))
 }
+
 // The timeout is hashed into an affinity set's name, so that a new timeout
 // is a new set (sets referenced by rules cannot be redefined in place).
 func nftAffinitySet(k PortKey, ep netip.AddrPort, timeout int32) string {

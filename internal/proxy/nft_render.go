@@ -108,7 +108,9 @@ func (s *nftState) counts() (chains, rules, elements int) {
 	return len(s.chains), rules, elements
 }
 
-func (s *nftState) add(chain string, rules ...string) { s.chains[chain] = append(s.chains[chain], rules...) }
+func (s *nftState) add(chain string, rules ...string) {
+	s.chains[chain] = append(s.chains[chain], rules...)
+}
 
 func (s *nftState) element(set, key, value string) {
 	if s.elements[set] == nil {
