@@ -201,10 +201,12 @@ type answer struct{ server, source string }
 const ioTimeout = 3 * time.Second
 
 // dialTCP connects from ns ("" = the node itself) to addr.
-func dialTCP(ns, addr string) (net.Conn, error) {
+func dialTCP(ns, addr string) (net.Conn, error) { return dialTCPTimeout(ns, addr, ioTimeout) }
+
+func dialTCPTimeout(ns, addr string, timeout time.Duration) (net.Conn, error) {
 	var c net.Conn
 	dial := func() (err error) {
-		c, err = net.DialTimeout("tcp", addr, ioTimeout)
+		c, err = net.DialTimeout("tcp", addr, timeout)
 		return err
 	}
 	if ns == "" {
