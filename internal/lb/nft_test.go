@@ -144,7 +144,8 @@ add element ip kite-lb service-ports { 10.77.0.203 . tcp . 80 : goto svc-default
 	if got := dump(t, f); got != fullDump {
 		t.Errorf("adopted table:\n%s\nwant:\n%s", got, fullDump)
 	}
-	// A failed transaction makes the next sync adopt again.
+	// After a failed transaction the syncer forgets what it wrote
+	// (have = nil) and the next sync adopts the table again.
 	f.ParseDump(fullDump + "\nadd chain ip kite-lb svc-default/stray/tcp/1")
 	s.have = nil
 	if err := s.sync(context.Background(), twoServices); err != nil {
