@@ -11,6 +11,7 @@ import (
 	"net/http"
 	"sort"
 	"strconv"
+	"sync"
 	"time"
 
 	"github.com/containernetworking/plugins/pkg/ns"
@@ -454,8 +455,12 @@ func (s *server) servePortForward(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	fwd := &forwarder{s: s, pod: pod}
+	hw := &hijackWatch{ResponseWriter: w}
+	ctx, cancel := context.WithCancel(r.Context())
+	defer cancel()
+	go s.closeWhenPodGone(ctx, pod, hw)
 	if wsstream.IsWebSocketRequestWithTunnelingProtocol(r) {
-		s.serveTunnel(w, r, fwd)
+		s.serveTunnel(hw, r, fwd)
 		return
 	}
 	opts, err := crisportforward.NewV4Options(r)
@@ -463,8 +468,64 @@ func (s *server) servePortForward(w http.ResponseWriter, r *http.Request) {
 		writeStatus(w, apierrors.NewBadRequest(err.Error()))
 		return
 	}
-	crisportforward.ServePortForward(w, r, fwd, pod.Name, string(pod.UID), opts,
+	crisportforward.ServePortForward(hw, r, fwd, pod.Name, string(pod.UID), opts,
 		streamIdleTimeout, streamCreationTimeout, crisportforward.SupportedProtocols)
+}
+
+// podGonePoll is how often a port-forward checks that its pod still
+// exists.
+const podGonePoll = 500 * time.Millisecond
+
+// closeWhenPodGone closes a port-forward's connection once its pod is gone
+// from the API or from the node, so the client learns the pod died (kubectl:
+// "lost connection to pod") instead of waiting on a forward to nothing.
+func (s *server) closeWhenPodGone(ctx context.Context, pod *corev1.Pod, hw *hijackWatch) {
+	t := time.NewTicker(podGonePoll)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		obj, ok, _ := s.m.podIndexer.GetByKey(pod.Namespace + "/" + pod.Name)
+		gone := !ok || obj.(*corev1.Pod).UID != pod.UID
+		if sb, _ := s.m.listed(pod.UID); sb == nil && !pod.Spec.HostNetwork {
+			gone = true
+		}
+		if gone {
+			hw.close()
+			return
+		}
+	}
+}
+
+// hijackWatch remembers the connection a protocol handler hijacks, so that
+// it can be closed from outside.
+type hijackWatch struct {
+	http.ResponseWriter
+	mu   sync.Mutex
+	conn net.Conn
+}
+
+func (h *hijackWatch) Hijack() (net.Conn, *bufio.ReadWriter, error) {
+	hj, ok := h.ResponseWriter.(http.Hijacker)
+	if !ok {
+		return nil, nil, errors.New("the connection cannot be taken over")
+	}
+	conn, rw, err := hj.Hijack()
+	h.mu.Lock()
+	h.conn = conn
+	h.mu.Unlock()
+	return conn, rw, err
+}
+
+func (h *hijackWatch) close() {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if h.conn != nil {
+		h.conn.Close()
+	}
 }
 
 // serveTunnel unwraps SPDY tunnelled through WebSocket and serves it as a

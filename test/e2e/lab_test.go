@@ -1,0 +1,76 @@
+package e2e
+
+// A lab cluster (`kite up`) for the tests that need real nodes: real pods,
+// the agents' streaming servers, the pod network.
+
+import (
+	"bytes"
+	"context"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"sync"
+	"testing"
+	"time"
+
+	"golang.org/x/sys/unix"
+)
+
+// lab is a running `kite up` cluster inside the test's namespace.
+type lab struct {
+	bin, state, home, kubeconfig string
+}
+
+var netnsOnce sync.Once
+
+// startLab runs `kite up` with n nodes and tears it down with the test.
+// /run/netns gets a tmpfs private to the test's mount namespace, so the
+// lab's namespace pins never show on the machine.
+func startLab(t *testing.T, nodes int) *lab {
+	t.Helper()
+	netnsOnce.Do(func() {
+		if err := os.MkdirAll("/run/netns", 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := unix.Mount("tmpfs", "/run/netns", "tmpfs", 0, "mode=0755"); err != nil {
+			t.Fatalf("mount /run/netns: %v", err)
+		}
+	})
+	home := t.TempDir()
+	l := &lab{bin: kiteBin(t), state: filepath.Join(t.TempDir(), "lab"), home: home,
+		kubeconfig: filepath.Join(home, ".kube", "config")}
+	t.Cleanup(func() {
+		if t.Failed() {
+			for _, f := range []string{"kite-control-plane-server.log", "kite-control-plane-agent.log", "kite-worker-agent.log"} {
+				t.Logf("last lines of %s:\n%s", f, tail(filepath.Join(l.state, "logs", f), 30))
+			}
+		}
+		out, err := l.kite(context.Background(), "down", "--state-dir", l.state, "--purge")
+		if err != nil {
+			t.Errorf("kite down: %v\n%s", err, out)
+		}
+	})
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	if out, err := l.kite(ctx, "up", "--state-dir", l.state, "--nodes", strconv.Itoa(nodes), "--wait", "60s"); err != nil {
+		t.Fatalf("kite up: %v\n%s", err, out)
+	}
+	return l
+}
+
+func (l *lab) kite(ctx context.Context, args ...string) (string, error) {
+	c := exec.CommandContext(ctx, l.bin, args...)
+	c.Env = append(os.Environ(), "HOME="+l.home, "KUBECONFIG=")
+	var out bytes.Buffer
+	c.Stdout, c.Stderr = &out, &out
+	err := c.Run()
+	return out.String(), err
+}
+
+// kubectl is one kubectl version against the lab, in namespace ns.
+func (l *lab) kubectl(t *testing.T, v kubectlVersion, ns string) *kubectl {
+	home := t.TempDir()
+	env := append(os.Environ(), "KUBECONFIG="+l.kubeconfig, "HOME="+home)
+	return &kubectl{v: v, env: env, ns: ns, home: home}
+}
