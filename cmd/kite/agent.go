@@ -42,5 +42,6 @@ func newAgentCommand() *cobra.Command {
 	f.StringVar(&cfg.ResolvConf, "resolv-conf", "/etc/resolv.conf", "resolver configuration for pods with dnsPolicy Default")
 	f.DurationVar(&cfg.LeaseDuration, "node-lease-duration", 40*time.Second, "duration of the node's heartbeat Lease")
 	f.IntVar(&cfg.Port, "port", agent.DefaultPort, "HTTPS port of the agent's log, exec, attach and port-forward server on --node-ip (negative: none)")
+	f.StringVar(&cfg.ProxyMode, "proxy-mode", "nftables", "how the node's Service proxy programs the kernel: nftables, iptables or none (needs --manage-network)")
 	return cmd
 }

@@ -9,6 +9,7 @@ import (
 	"context"
 	"fmt"
 	"net"
+	"net/netip"
 	"path/filepath"
 	"strconv"
 	"time"
@@ -21,6 +22,7 @@ import (
 	"k8s.io/klog/v2"
 
 	"kite/internal/podnet"
+	"kite/internal/proxy"
 
 	"kite/internal/runtime"
 )
@@ -34,6 +36,28 @@ type Agent struct {
 	events record.EventBroadcaster
 	pods   *podManager
 	server *server // nil when Config.Port < 0
+	// proxyDone reports the end of the Service proxy's Run.
+	proxyDone chan error
+}
+
+// startProxy runs the node's Service proxy: Services and EndpointSlices
+// into the kernel's rules.
+func (a *Agent) startProxy(ctx context.Context) error {
+	nodeIP, err := netip.ParseAddr(a.cfg.NodeIP)
+	if err != nil {
+		return fmt.Errorf("service proxy: node IP %q: %w", a.cfg.NodeIP, err)
+	}
+	cidr, err := netip.ParsePrefix(a.cfg.ClusterCIDR)
+	if err != nil {
+		return fmt.Errorf("service proxy: cluster CIDR %q: %w", a.cfg.ClusterCIDR, err)
+	}
+	p, err := proxy.New(proxy.Config{NodeName: a.cfg.NodeName, NodeIPs: []netip.Addr{nodeIP}, ClusterCIDR: cidr, Mode: a.cfg.ProxyMode}, a.client)
+	if err != nil {
+		return fmt.Errorf("service proxy: %w", err)
+	}
+	a.proxyDone = make(chan error, 1)
+	go func() { a.proxyDone <- p.Run(ctx) }()
+	return nil
 }
 
 // New prepares an agent.
@@ -148,6 +172,16 @@ func (a *Agent) Run(ctx context.Context) error {
 				log.Error(err, "pod network routes")
 			}
 		}()
+		if a.cfg.ProxyMode != ProxyNone {
+			if err := a.startProxy(klog.NewContext(ctx, log)); err != nil {
+				return err
+			}
+			defer func() {
+				if err := <-a.proxyDone; err != nil {
+					log.Error(err, "service proxy")
+				}
+			}()
+		}
 	}
 	renew := a.cfg.LeaseDuration / 4
 	lease := time.NewTicker(renew)

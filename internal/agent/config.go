@@ -8,8 +8,12 @@ import (
 	"time"
 
 	"kite/internal/image"
+	"kite/internal/proxy"
 	"kite/internal/runtime"
 )
+
+// ProxyNone turns the node's Service proxy off.
+const ProxyNone = "none"
 
 // Config configures one node's agent.
 type Config struct {
@@ -45,6 +49,10 @@ type Config struct {
 	// PodNetworkMode is how pods reach other nodes: "host-gw" (nodes on
 	// one L2 segment, the default) or "vxlan".
 	PodNetworkMode string
+	// ProxyMode is how the node's Service proxy (internal/proxy) programs
+	// the kernel: "nftables" (default), "iptables", or "none". The proxy
+	// runs only when ManageNetwork is set.
+	ProxyMode string
 
 	// Port is the agent's HTTPS port for logs, exec, attach and
 	// port-forward, on NodeIP (default DefaultPort, kubelet's 10250;
@@ -108,6 +116,9 @@ func (c *Config) Defaults() {
 	if c.ResolvConf == "" {
 		c.ResolvConf = "/etc/resolv.conf"
 	}
+	if c.ProxyMode == "" {
+		c.ProxyMode = proxy.ModeNFTables
+	}
 	if c.Port == 0 {
 		c.Port = DefaultPort
 	}
@@ -126,6 +137,11 @@ func (c *Config) Validate() error {
 	}
 	if net.ParseIP(c.NodeIP) == nil {
 		return fmt.Errorf("--node-ip %q is not an IP address", c.NodeIP)
+	}
+	switch c.ProxyMode {
+	case proxy.ModeNFTables, proxy.ModeIPTables, ProxyNone:
+	default:
+		return fmt.Errorf("--proxy-mode %q: want %s, %s or %s", c.ProxyMode, proxy.ModeNFTables, proxy.ModeIPTables, ProxyNone)
 	}
 	if _, _, err := net.ParseCIDR(c.ClusterCIDR); err != nil {
 		return fmt.Errorf("--cluster-cidr %q: %w", c.ClusterCIDR, err)
