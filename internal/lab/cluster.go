@@ -41,6 +41,7 @@ type Cluster struct {
 	PodCIDR     string `json:"podCIDR"`
 	ServiceCIDR string `json:"serviceCIDR"`
 	PodNetwork  string `json:"podNetwork,omitempty"`
+	ProxyMode   string `json:"proxyMode,omitempty"`
 	// Binary is the kite binary the nodes run; Helper the binary run as
 	// supervisor and node helper.
 	Binary string `json:"binary"`
@@ -81,7 +82,7 @@ func newCluster(c Config) (*Cluster, error) {
 	cl := &Cluster{
 		Name: c.Name, StateDir: c.StateDir, Bridge: bridgePrefix + c.Name,
 		Underlay: u.String(), Gateway: u.Addr().Next().String(),
-		PodCIDR: c.PodCIDR, ServiceCIDR: c.ServiceCIDR, PodNetwork: c.PodNetwork,
+		PodCIDR: c.PodCIDR, ServiceCIDR: c.ServiceCIDR, PodNetwork: c.PodNetwork, ProxyMode: c.ProxyMode,
 		Binary: c.Binary, Helper: c.Helper,
 		Context: contextName(c.Name), Kubeconfig: c.Kubeconfig,
 	}

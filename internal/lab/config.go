@@ -44,6 +44,9 @@ type Config struct {
 	// PodNetwork is how pods reach other nodes: host-gw (default) or
 	// vxlan.
 	PodNetwork string
+	// ProxyMode is how the nodes' Service proxies program the kernel:
+	// nftables (default), iptables (the seed's layout) or none.
+	ProxyMode string
 	// Underlay is the nodes' /24 on the bridge: .1 is the host, .2 … the
 	// nodes. Default: the first 172.30.N.0/24 that no route, address or
 	// other kite cluster uses.
@@ -132,6 +135,11 @@ func (c Config) validate() error {
 	}
 	if c.Nodes < 1 || c.Nodes > MaxNodes {
 		return fmt.Errorf("--nodes %d: want 1 to %d", c.Nodes, MaxNodes)
+	}
+	switch c.ProxyMode {
+	case "", "nftables", "iptables", "none":
+	default:
+		return fmt.Errorf("--proxy-mode %q: want nftables, iptables or none", c.ProxyMode)
 	}
 	if c.PodNetwork != "" && c.PodNetwork != "host-gw" && c.PodNetwork != "vxlan" {
 		return fmt.Errorf("--pod-network %q: want host-gw or vxlan", c.PodNetwork)

@@ -117,6 +117,9 @@ func agentChild(cl *Cluster, n Node) child {
 	if cl.PodNetwork != "" {
 		args = append(args, "--pod-network", cl.PodNetwork)
 	}
+	if cl.ProxyMode != "" {
+		args = append(args, "--proxy-mode", cl.ProxyMode)
+	}
 	if n.ControlPlane {
 		args = append(args, "--node-labels", controlPlaneRole+"=")
 	}
