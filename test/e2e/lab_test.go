@@ -24,10 +24,11 @@ type lab struct {
 
 var netnsOnce sync.Once
 
-// startLab runs `kite up` with n nodes and tears it down with the test.
+// startLab runs `kite up` with n nodes (and flags) and tears it down with
+// the test.
 // /run/netns gets a tmpfs private to the test's mount namespace, so the
 // lab's namespace pins never show on the machine.
-func startLab(t *testing.T, nodes int) *lab {
+func startLab(t *testing.T, nodes int, flags ...string) *lab {
 	t.Helper()
 	netnsOnce.Do(func() {
 		if err := os.MkdirAll("/run/netns", 0o755); err != nil {
@@ -53,7 +54,8 @@ func startLab(t *testing.T, nodes int) *lab {
 	})
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
-	if out, err := l.kite(ctx, "up", "--state-dir", l.state, "--nodes", strconv.Itoa(nodes), "--wait", "60s"); err != nil {
+	args := append([]string{"up", "--state-dir", l.state, "--nodes", strconv.Itoa(nodes), "--wait", "60s"}, flags...)
+	if out, err := l.kite(ctx, args...); err != nil {
 		t.Fatalf("kite up: %v\n%s", err, out)
 	}
 	return l

@@ -1,0 +1,142 @@
+package e2e
+
+// Issue 7's end-to-end tier, first slice: Services through each node's
+// proxy in a lab cluster, for both backends (S14–S18).
+
+import (
+	"context"
+	"fmt"
+	"os/exec"
+	"regexp"
+	"strings"
+	"testing"
+	"time"
+)
+
+// serviceRequests is the number of requests whose spread over the
+// endpoints is checked (S17: each of ten pods gets 5–15 %).
+const serviceRequests = 1000
+
+func TestServices(t *testing.T) {
+	for _, mode := range []string{"nftables", "iptables"} {
+		t.Run(mode, func(t *testing.T) { testServices(t, mode) })
+	}
+}
+
+func testServices(t *testing.T, mode string) {
+	l := startLab(t, 2, "--proxy-mode", mode)
+	k := l.kubectl(t, kubectlVersions(t)[0], "default")
+	k.run(t, "create", "deployment", "kuard", "--image="+kuardImage1, "--replicas=10")
+	k.run(t, "expose", "deployment", "kuard", "--type=NodePort", "--port=80", "--target-port=8080")
+	k.run(t, "run", "alone", "--image="+kuardImage1, "--labels=app=alone")
+	k.run(t, "expose", "pod", "alone", "--port=80", "--target-port=8080")
+	k.run(t, "create", "service", "clusterip", "empty", "--tcp=80:8080")
+	wantMatch(t, k.run(t, "rollout", "status", "deployment/kuard", "--timeout="+rolloutTimeout), `successfully rolled out`)
+	k.run(t, "wait", "--for=condition=Ready", "pod/alone", "--timeout=60s")
+	clusterIP := k.run(t, "get", "svc", "kuard", "-o", "jsonpath={.spec.clusterIP}")
+	nodePort := k.run(t, "get", "svc", "kuard", "-o", "jsonpath={.spec.ports[0].nodePort}")
+	pods := strings.Fields(k.run(t, "get", "pods", "-l", "app=kuard", "-o", "jsonpath={.items[*].metadata.name}"))
+	if len(pods) != 10 {
+		t.Fatalf("kuard pods %v, want 10", pods)
+	}
+	// Every endpoint must be in the rules before counting.
+	waitFor(t, 30*time.Second, "all ten endpoints answering", func() error {
+		seen := spread(l.nodeShell(t, "kite-worker", requestLoop(clusterIP, "curl -s -m 2", 100)))
+		if len(seen) < 10 {
+			return fmt.Errorf("%d pods answered", len(seen))
+		}
+		return nil
+	})
+
+	checkSpread := func(t *testing.T, out string) {
+		seen := spread(out)
+		total := 0
+		for _, n := range seen {
+			total += n
+		}
+		if total != serviceRequests {
+			t.Errorf("%d of %d requests answered", total, serviceRequests)
+		}
+		for _, p := range pods {
+			if n := seen[p]; n < serviceRequests*5/100 || n > serviceRequests*15/100 {
+				t.Errorf("pod %s got %d of %d requests, want 5–15 %%; all: %v", p, n, serviceRequests, seen)
+			}
+		}
+	}
+	t.Run("ClusterIP from a node spreads over all pods", func(t *testing.T) {
+		checkSpread(t, l.nodeShell(t, "kite-worker", requestLoop(clusterIP, "curl -s -m 2", serviceRequests)))
+	})
+	t.Run("ClusterIP from a pod spreads over all pods", func(t *testing.T) {
+		checkSpread(t, k.run(t, "exec", pods[0], "--", "sh", "-c", requestLoop(clusterIP, "wget -q -O -", serviceRequests)))
+	})
+	t.Run("NodePort on every node, from the host and on localhost", func(t *testing.T) {
+		ips := strings.Fields(k.run(t, "get", "nodes", "-o", `jsonpath={.items[*].status.addresses[?(@.type=="InternalIP")].address}`))
+		for _, ip := range ips {
+			out, err := exec.Command("curl", "-s", "-m", "5", "http://"+ip+":"+nodePort+"/env/api").Output()
+			if err != nil || !strings.Contains(string(out), `"HOSTNAME":"kuard-`) {
+				t.Errorf("curl %s:%s from the host: %v %.200s", ip, nodePort, err, out)
+			}
+		}
+		for _, node := range []string{"kite-control-plane", "kite-worker"} {
+			if out := l.nodeShell(t, node, "curl -s -m 5 http://localhost:"+nodePort+"/env/api"); !strings.Contains(out, `"HOSTNAME":"kuard-`) {
+				t.Errorf("curl localhost:%s on %s: %.200s", nodePort, node, out)
+			}
+		}
+	})
+	t.Run("a pod reaches itself through its Service (hairpin)", func(t *testing.T) {
+		ip := k.run(t, "get", "svc", "alone", "-o", "jsonpath={.spec.clusterIP}")
+		wantMatch(t, k.run(t, "exec", "alone", "--", "wget", "-q", "-O", "-", "http://"+ip+"/env/api"), `"HOSTNAME":"alone"`)
+	})
+	t.Run("a Service without endpoints refuses at once", func(t *testing.T) {
+		ip := k.run(t, "get", "svc", "empty", "-o", "jsonpath={.spec.clusterIP}")
+		out := l.nodeShell(t, "kite-worker", "curl -s -m 5 http://"+ip+"/; echo rc=$?")
+		// 7: connection refused; a black hole would time out (28).
+		if !strings.Contains(out, "rc=7") {
+			t.Errorf("curl to a Service without endpoints: %q, want connection refused (rc=7)", out)
+		}
+	})
+	if mode == "iptables" {
+		t.Run("iptables-save has the seed's layout", func(t *testing.T) {
+			out := l.nodeShell(t, "kite-worker", "iptables-save -t nat")
+			for _, re := range []string{`(?m)^:KUBE-SERVICES `, `(?m)^:KUBE-NODEPORTS `, `(?m)^:KUBE-POSTROUTING `, `(?m)^:KUBE-MARK-MASQ `,
+				`-A KUBE-SERVICES -d ` + regexp.QuoteMeta(clusterIP) + `/32 .*"default/kuard cluster IP".* -j KUBE-SVC-`,
+				`-A KUBE-SVC-\S+ .*-m statistic --mode random --probability 0\.1000000000\d* -j KUBE-SEP-`,
+				`-A KUBE-SVC-\S+ .*-m statistic --mode random --probability 0\.1111111\d* -j KUBE-SEP-`,
+				`-A KUBE-SEP-\S+ .*-j DNAT --to-destination 10\.244\.`} {
+				if !regexp.MustCompile(re).MatchString(out) {
+					t.Errorf("iptables-save -t nat: no match for %s", re)
+				}
+			}
+			if t.Failed() {
+				t.Logf("iptables-save -t nat:\n%s", out)
+			}
+		})
+	}
+}
+
+// requestLoop is a shell loop of n requests to the Service's /env/api,
+// printing each answering pod's name on a line.
+func requestLoop(ip, client string, n int) string {
+	return fmt.Sprintf(`i=0; while [ $i -lt %d ]; do %s http://%s/env/api | grep -o '"HOSTNAME":"[^"]*"'; i=$((i+1)); done`, n, client, ip)
+}
+
+// spread counts the answers per pod.
+func spread(out string) map[string]int {
+	seen := map[string]int{}
+	for _, m := range regexp.MustCompile(`"HOSTNAME":"([^"]+)"`).FindAllStringSubmatch(out, -1) {
+		seen[m[1]]++
+	}
+	return seen
+}
+
+// nodeShell runs a shell command on a lab node (`kite node shell`).
+func (l *lab) nodeShell(t *testing.T, node, script string) string {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	out, err := l.kite(ctx, "node", "shell", node, "--state-dir", l.state, "--", "sh", "-c", script)
+	if err != nil && ctx.Err() != nil {
+		t.Fatalf("node shell %s: %v", node, err)
+	}
+	return out
+}
