@@ -54,7 +54,7 @@ func newRootCommand() *cobra.Command {
 		SilenceUsage:  true,
 		SilenceErrors: true,
 	}
-	root.AddCommand(newVersionCommand(), newServerCommand(), newKubectlCommand(), newCNICommand(), newAgentCommand(), newKuardCommand(), newDNSCommand(), newImageCommand(),
+	root.AddCommand(newVersionCommand(), newServerCommand(), newKubectlCommand(), newCNICommand(), newAgentCommand(), newKuardCommand(), newDNSCommand(), newLBCommand(), newImageCommand(),
 		lab.NewUpCommand(), lab.NewDownCommand(), lab.NewNodeCommand())
 	return root
 }

@@ -28,6 +28,7 @@ import (
 	"k8s.io/klog/v2"
 
 	"kite/internal/apiserver"
+	"kite/internal/controller/lbipam"
 )
 
 // Config configures the control plane.
@@ -43,6 +44,9 @@ type Config struct {
 	NodeMonitorGracePeriod time.Duration
 	PodEvictionTimeout     time.Duration
 	NodeCIDRMaskSize       int
+	// LBPool is the LoadBalancer address pool (lbipam.ParsePool); empty:
+	// LoadBalancer Services stay pending, as upstream without a cloud.
+	LBPool string
 }
 
 // Defaults fills unset fields.
@@ -78,6 +82,11 @@ func (c *Config) Validate() error {
 	}
 	if c.RenewDeadline >= c.LeaseDuration {
 		return fmt.Errorf("leader election: renew deadline %v must be shorter than the lease duration %v", c.RenewDeadline, c.LeaseDuration)
+	}
+	if c.LBPool != "" {
+		if _, err := lbipam.ParsePool(c.LBPool); err != nil {
+			return fmt.Errorf("--lb-pool: %w", err)
+		}
 	}
 	return nil
 }
@@ -232,6 +241,9 @@ func (c *ControlPlane) runControllers(ctx context.Context, loopback *rest.Config
 		r, err := l.build(cc)
 		if err != nil {
 			return fmt.Errorf("%s: %w", l.name, err)
+		}
+		if r == nil {
+			continue // not configured
 		}
 		runners = append(runners, namedRunner{l.name, r})
 	}

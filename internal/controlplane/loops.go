@@ -6,6 +6,7 @@ import (
 	"kite/internal/controller/endpointslice"
 	"kite/internal/controller/endpointslicemirroring"
 	"kite/internal/controller/garbagecollector"
+	"kite/internal/controller/lbipam"
 	"kite/internal/controller/namespace"
 	"kite/internal/controller/nodeipam"
 	"kite/internal/controller/nodelifecycle"
@@ -55,6 +56,12 @@ var loops = []loop{
 	}},
 	{"serviceaccount-controller", func(cc *controllerContext) (runner, error) {
 		return serviceaccount.New(serviceaccount.Config{Client: cc.client, Informers: cc.informers, Recorder: cc.recorder("service-account-controller")})
+	}},
+	{"lbipam-controller", func(cc *controllerContext) (runner, error) {
+		if cc.cfg.LBPool == "" {
+			return nil, nil
+		}
+		return lbipam.New(lbipam.Config{Client: cc.client, Informers: cc.informers, Recorder: cc.recorder(lbipam.Name), Pool: cc.cfg.LBPool})
 	}},
 	{"scheduler", func(cc *controllerContext) (runner, error) {
 		return scheduler.New(scheduler.Config{Client: cc.client, Informers: cc.informers, Recorder: cc.recorder("default-scheduler")})

@@ -50,6 +50,11 @@ type Cluster struct {
 	Context    string `json:"context"`
 	Kubeconfig string `json:"kubeconfig"`
 	Nodes      []Node `json:"nodes"`
+	// LB is the namespace of `kite lb` on the underlay (a cloud load
+	// balancer in front of the nodes, S19), LBPool the LoadBalancer
+	// addresses it serves: absent in clusters made before kite lb.
+	LB     *Node  `json:"lb,omitempty"`
+	LBPool string `json:"lbPool,omitempty"`
 	// MadeDirs are the parents of StateDir that did not exist before the
 	// cluster was first made (removed by `kite down --purge` if empty).
 	MadeDirs []string `json:"madeDirs,omitempty"`
@@ -94,7 +99,41 @@ func newCluster(c Config) (*Cluster, error) {
 		}
 		cl.Nodes = append(cl.Nodes, Node{Name: nodeName(c.Name, i), IP: ip.String(), Veth: vethName(c.Name, i), ControlPlane: i == 0})
 	}
+	first, last := underlayAddr(u, lbPoolFirst), underlayAddr(u, lbPoolLast)
+	if ip.Compare(first) >= 0 {
+		return nil, fmt.Errorf("--underlay %s: %d nodes reach the LoadBalancer pool %s-%s", u, c.Nodes, first, last)
+	}
+	cl.LB = &Node{Name: c.Name + "-lb", IP: underlayAddr(u, lbHost).String(), Veth: vethName(c.Name, lbVethIndex)}
+	cl.LBPool = first.String() + "-" + last.String()
 	return cl, nil
+}
+
+// The LoadBalancer side of the underlay /24: kite lb at .250, the pool of
+// LoadBalancer addresses .200-.249 (reachable from the host by ARP on the
+// bridge), the nodes below.
+const (
+	lbPoolFirst = 200
+	lbPoolLast  = 249
+	lbHost      = 250
+	// lbVethIndex names the LB's veth like a node's (kite-<name>-<i>).
+	lbVethIndex = 999
+)
+
+// underlayAddr is host number n of the /24.
+func underlayAddr(u netip.Prefix, n byte) netip.Addr {
+	a := u.Masked().Addr().As4()
+	a[3] = n
+	return netip.AddrFrom4(a)
+}
+
+// netNamespaces are every network namespace of the cluster: the nodes'
+// and kite lb's.
+func (cl *Cluster) netNamespaces() []Node {
+	all := append([]Node(nil), cl.Nodes...)
+	if cl.LB != nil {
+		all = append(all, *cl.LB)
+	}
+	return all
 }
 
 // nodeName: <name>-control-plane, <name>-worker, <name>-worker2, … as

@@ -20,8 +20,9 @@ const (
 	DefaultWait        = 60 * time.Second
 	// DefaultStateRoot holds one state directory per cluster name.
 	DefaultStateRoot = "/var/lib/kite/lab"
-	// MaxNodes: node IPs are .2 … .254 of the underlay /24.
-	MaxNodes = 253
+	// MaxNodes: node IPs are .2 … .199 of the underlay /24 (.200-.250
+	// are the LoadBalancers').
+	MaxNodes = 198
 	// APIPort is where `kite server` listens on the control-plane node.
 	APIPort = 6443
 )

@@ -86,7 +86,7 @@ func teardown(ctx context.Context, cl *Cluster, out io.Writer) error {
 	// 2. After a crash, children may have outlived it; and whatever runs
 	// inside a node (container shims, containers) goes too.
 	nss := map[nsID]bool{}
-	for _, n := range cl.Nodes {
+	for _, n := range cl.netNamespaces() {
 		for _, p := range []string{cl.mntPin(n.Name), cl.netnsPin(n.Name)} {
 			if id, ok := nsOf(p); ok && id.ino != 0 && isNSFS(p) {
 				nss[id] = true
@@ -94,8 +94,8 @@ func teardown(ctx context.Context, cl *Cluster, out io.Writer) error {
 		}
 	}
 	var victims []procRecord
-	for _, n := range cl.Nodes {
-		for _, role := range []string{"server", "agent"} {
+	for _, n := range cl.netNamespaces() {
+		for _, role := range []string{"server", "agent", "lb"} {
 			if r, err := readProcRecord(cl.childRecord(n.Name, role)); err == nil && r.alive() {
 				victims = append(victims, r)
 			}
@@ -132,7 +132,7 @@ func teardown(ctx context.Context, cl *Cluster, out io.Writer) error {
 		}
 	}
 	netns := map[string]bool{}
-	for _, n := range cl.Nodes {
+	for _, n := range cl.netNamespaces() {
 		netns[n.Name] = exists(cl.netnsPin(n.Name))
 	}
 	if batch := hostDownBatch(cl, links, netns); batch != "" {

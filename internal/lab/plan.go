@@ -22,7 +22,7 @@ func hostUpBatch(cl *Cluster) string {
 	fmt.Fprintf(&b, "link add %s type bridge\n", cl.Bridge)
 	fmt.Fprintf(&b, "addr add %s/%d dev %s\n", cl.Gateway, u.Bits(), cl.Bridge)
 	fmt.Fprintf(&b, "link set %s up\n", cl.Bridge)
-	for _, n := range cl.Nodes {
+	for _, n := range cl.netNamespaces() {
 		fmt.Fprintf(&b, "netns add %s\n", n.Name)
 		fmt.Fprintf(&b, "link add %s type veth peer name %s netns %s\n", n.Veth, nodeIface, n.Name)
 		fmt.Fprintf(&b, "link set %s master %s up\n", n.Veth, cl.Bridge)
@@ -45,12 +45,12 @@ func nodeUpBatch(cl *Cluster, n Node) string {
 // one failure does not stop the rest.
 func hostDownBatch(cl *Cluster, links, netns map[string]bool) string {
 	var b strings.Builder
-	for _, n := range cl.Nodes {
+	for _, n := range cl.netNamespaces() {
 		if links[n.Veth] {
 			fmt.Fprintf(&b, "link del %s\n", n.Veth)
 		}
 	}
-	for _, n := range cl.Nodes {
+	for _, n := range cl.netNamespaces() {
 		if netns[n.Name] {
 			fmt.Fprintf(&b, "netns del %s\n", n.Name)
 		}

@@ -40,8 +40,12 @@ func TestNewCluster(t *testing.T) {
 		t.Errorf("context of cluster dev = %q, want kite-dev", got)
 	}
 	full := testCluster(t, "big", MaxNodes, "10.0.0.0/24")
-	if last := full.Nodes[MaxNodes-1]; last.IP != "10.0.0.254" || last.Name != "big-worker252" {
+	if last := full.Nodes[MaxNodes-1]; last.IP != "10.0.0.199" || last.Name != "big-worker197" {
 		t.Errorf("last node = %+v", last)
+	}
+	// kite lb and its pool sit above the nodes.
+	if full.LB == nil || full.LB.IP != "10.0.0.250" || full.LB.Name != "big-lb" || full.LBPool != "10.0.0.200-10.0.0.249" {
+		t.Errorf("LB = %+v, pool %q; want big-lb at 10.0.0.250, pool 10.0.0.200-10.0.0.249", full.LB, full.LBPool)
 	}
 }
 
@@ -127,6 +131,9 @@ link set kite-kite-0 master kite-kite up
 netns add kite-worker
 link add kite-kite-1 type veth peer name eth0 netns kite-worker
 link set kite-kite-1 master kite-kite up
+netns add kite-lb
+link add kite-kite-999 type veth peer name eth0 netns kite-lb
+link set kite-kite-999 master kite-kite up
 `, hostUpBatch(cl)); diff != "" {
 		t.Errorf("hostUpBatch (-want +got):\n%s", diff)
 	}
@@ -138,8 +145,9 @@ route add default via 172.30.0.1
 		t.Errorf("nodeUpBatch (-want +got):\n%s", diff)
 	}
 	// Down deletes only what exists, veths first.
-	got := hostDownBatch(cl, map[string]bool{"kite-kite": true, "kite-kite-1": true, "eth9": true}, map[string]bool{"kite-control-plane": true})
-	if diff := cmp.Diff("link del kite-kite-1\nnetns del kite-control-plane\nlink del kite-kite\n", got); diff != "" {
+	got := hostDownBatch(cl, map[string]bool{"kite-kite": true, "kite-kite-1": true, "kite-kite-999": true, "eth9": true},
+		map[string]bool{"kite-control-plane": true, "kite-lb": true})
+	if diff := cmp.Diff("link del kite-kite-1\nlink del kite-kite-999\nnetns del kite-control-plane\nnetns del kite-lb\nlink del kite-kite\n", got); diff != "" {
 		t.Errorf("hostDownBatch (-want +got):\n%s", diff)
 	}
 	if got := hostDownBatch(cl, nil, nil); got != "" {

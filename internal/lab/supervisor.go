@@ -75,6 +75,9 @@ func supervise(stateDir string) error {
 		for _, n := range cl.Nodes {
 			run(agentChild(cl, n))
 		}
+		if cl.LB != nil {
+			run(lbChild(cl))
+		}
 	case <-ctx.Done():
 	}
 	wg.Wait()
@@ -99,12 +102,26 @@ func nsenterArgs(cl *Cluster, n Node) []string {
 
 func serverChild(cl *Cluster) child {
 	cp := cl.ControlPlane()
-	return child{node: cp.Name, role: "server", args: nodeExec(cl, cp, cl.Binary, "server",
+	args := []string{cl.Binary, "server",
 		"--state-dir", serverStateDir,
 		"--listen", fmt.Sprintf("%s:%d", cp.IP, APIPort),
 		"--advertise-address", cp.IP,
 		"--service-cidr", cl.ServiceCIDR,
-		"--cluster-cidr", cl.PodCIDR)}
+		"--cluster-cidr", cl.PodCIDR}
+	if cl.LBPool != "" {
+		args = append(args, "--lb-pool", cl.LBPool)
+	}
+	return child{node: cp.Name, role: "server", args: nodeExec(cl, cp, args...)}
+}
+
+// lbChild is `kite lb` in its own network namespace on the underlay (the
+// host's file system otherwise), with the host's admin kubeconfig.
+func lbChild(cl *Cluster) child {
+	args := []string{"nsenter", "--net=" + cl.netnsPin(cl.LB.Name), "--", cl.Binary, "lb",
+		"--kubeconfig", cl.hostKubeconfig(),
+		"--interface", nodeIface,
+		"--pool", cl.LBPool}
+	return child{node: cl.LB.Name, role: "lb", args: args}
 }
 
 func agentChild(cl *Cluster, n Node) child {

@@ -255,6 +255,9 @@ func leftovers(cl *Cluster) bool {
 			return true
 		}
 	}
+	if cl.LB != nil && (exists(cl.netnsPin(cl.LB.Name)) || exists(cl.childRecord(cl.LB.Name, "lb"))) {
+		return true
+	}
 	return exists(cl.nsDir()) || exists(cl.supervisorRecord())
 }
 
@@ -286,7 +289,7 @@ func bringUp(ctx context.Context, cl *Cluster, p *progress) (err error) {
 			return err
 		}
 	}
-	for _, n := range cl.Nodes {
+	for _, n := range cl.netNamespaces() {
 		if err := runCmd(ctx, nodeUpBatch(cl, n), "ip", "-n", n.Name, "-batch", "-"); err != nil {
 			return fmt.Errorf("node %s: network: %w", n.Name, err)
 		}
@@ -304,7 +307,11 @@ func bringUp(ctx context.Context, cl *Cluster, p *progress) (err error) {
 	if err != nil {
 		return err
 	}
-	p.step(fmt.Sprintf("supervisor pid %d: kite server on %s, kite agent on every node (logs in %s)", pid, cl.ControlPlane().Name, cl.logDir()))
+	lb := ""
+	if cl.LB != nil {
+		lb = fmt.Sprintf(", kite lb on %s %s for LoadBalancers %s", cl.LB.Name, cl.LB.IP, cl.LBPool)
+	}
+	p.step(fmt.Sprintf("supervisor pid %d: kite server on %s, kite agent on every node%s (logs in %s)", pid, cl.ControlPlane().Name, lb, cl.logDir()))
 	return nil
 }
 
