@@ -5,6 +5,7 @@ package e2e
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"os/exec"
 	"regexp"
@@ -95,6 +96,7 @@ func testServices(t *testing.T, mode string) {
 			t.Errorf("curl to a Service without endpoints: %q, want connection refused (rc=7)", out)
 		}
 	})
+	t.Run("LoadBalancer through kite lb", func(t *testing.T) { stepLoadBalancer(t, l, k) })
 	if mode == "iptables" {
 		t.Run("iptables-save has the seed's layout", func(t *testing.T) {
 			out := l.nodeShell(t, "kite-worker", "iptables-save -t nat")
@@ -111,6 +113,102 @@ func testServices(t *testing.T, mode string) {
 				t.Logf("iptables-save -t nat:\n%s", out)
 			}
 		})
+	}
+}
+
+// stepLoadBalancer: `kubectl expose --type=LoadBalancer` gets an
+// EXTERNAL-IP from the lab's pool, which the user's shell reaches through
+// kite lb (S19); an annotated Service shares the address on another port;
+// a deleted Service's port is refused.
+func stepLoadBalancer(t *testing.T, l *lab, k *kubectl) {
+	start := time.Now()
+	k.run(t, "expose", "deployment", "kuard", "--name=kuard-lb", "--type=LoadBalancer", "--port=80", "--target-port=8080")
+	var ip string
+	waitFor(t, 30*time.Second, "an EXTERNAL-IP", func() error {
+		ip = k.run(t, "get", "svc", "kuard-lb", "-o", "jsonpath={.status.loadBalancer.ingress[0].ip}")
+		if ip == "" {
+			return fmt.Errorf("pending")
+		}
+		return nil
+	})
+	t.Logf("EXTERNAL-IP %s after %s", ip, time.Since(start).Round(time.Millisecond))
+	if !strings.HasSuffix(ip, ".200") {
+		t.Errorf("EXTERNAL-IP %s, want the pool's first address (.200)", ip)
+	}
+	wantMatch(t, k.run(t, "get", "svc", "kuard-lb", "-o", "yaml"), `(?m)^  - nodePort: \d+$`, `(?m)^  clusterIP: 10\.96\.`,
+		`(?m)^  loadBalancer:\n    ingress:\n    - ip: `+regexp.QuoteMeta(ip)+`\n      ipMode: VIP$`)
+	get := func(url string) (string, error) {
+		out, err := exec.Command("curl", "-s", "-m", "5", "-f", url).Output()
+		return string(out), err
+	}
+	waitFor(t, 30*time.Second, "the LoadBalancer answering", func() error { _, err := get("http://" + ip + "/healthy"); return err })
+	seen := map[string]int{}
+	failed := 0
+	for i := 0; i < 300; i++ {
+		out, err := get("http://" + ip + "/env/api")
+		if err != nil {
+			failed++
+			continue
+		}
+		for p, n := range spread(out) {
+			seen[p] += n
+		}
+	}
+	if failed > 0 || len(seen) < 8 {
+		t.Errorf("300 requests to %s: %d failed, %d pods answered (%v); want none failed and most of the ten pods", ip, failed, len(seen), seen)
+	}
+	// Sharing: same annotation value, another port.
+	for name, port := range map[string]string{"share-a": "8081", "share-b": "8082"} {
+		yaml := fmt.Sprintf(`apiVersion: v1
+kind: Service
+metadata:
+  name: %s
+  annotations:
+    lb.kite.dev/allow-shared-ip: demo
+spec:
+  type: LoadBalancer
+  selector:
+    app: kuard
+  ports:
+  - port: %s
+    targetPort: 8080
+`, name, port)
+		if r := k.try(t, nil, yaml, "apply", "-f", "-"); r.err != nil {
+			t.Fatalf("apply %s: %v\n%s", name, r.err, r.stderr)
+		}
+	}
+	var a, b string
+	waitFor(t, 30*time.Second, "both shared Services with an address", func() error {
+		a = k.run(t, "get", "svc", "share-a", "-o", "jsonpath={.status.loadBalancer.ingress[0].ip}")
+		b = k.run(t, "get", "svc", "share-b", "-o", "jsonpath={.status.loadBalancer.ingress[0].ip}")
+		if a == "" || b == "" {
+			return fmt.Errorf("share-a %q share-b %q", a, b)
+		}
+		return nil
+	})
+	if a != b {
+		t.Errorf("annotated Services got %s and %s, want one shared address", a, b)
+	}
+	waitFor(t, 30*time.Second, "both ports of the shared address answering", func() error {
+		for _, port := range []string{"8081", "8082"} {
+			if _, err := get("http://" + a + ":" + port + "/healthy"); err != nil {
+				return fmt.Errorf("port %s: %w", port, err)
+			}
+		}
+		return nil
+	})
+	// Deleting one closes its port only.
+	k.run(t, "delete", "service", "share-a")
+	waitFor(t, 30*time.Second, "port 8081 refused after its Service is deleted", func() error {
+		err := exec.Command("curl", "-s", "-m", "5", "http://"+a+":8081/healthy").Run()
+		var exit *exec.ExitError
+		if errors.As(err, &exit) && exit.ExitCode() == 7 {
+			return nil
+		}
+		return fmt.Errorf("curl: %v, want connection refused", err)
+	})
+	if _, err := get("http://" + a + ":8082/healthy"); err != nil {
+		t.Errorf("the other Service on the shared address: %v", err)
 	}
 }
 
