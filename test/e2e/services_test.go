@@ -5,11 +5,15 @@ package e2e
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
+	"os"
 	"os/exec"
+	"path/filepath"
 	"regexp"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 )
@@ -96,6 +100,10 @@ func testServices(t *testing.T, mode string) {
 			t.Errorf("curl to a Service without endpoints: %q, want connection refused (rc=7)", out)
 		}
 	})
+	t.Run("sessionAffinity ClientIP pins a client to one pod", func(t *testing.T) { stepAffinity(t, l, k) })
+	t.Run("externalTrafficPolicy Local keeps the client's address", func(t *testing.T) { stepTrafficPolicy(t, l, k) })
+	t.Run("a pod turned unready stops getting requests", func(t *testing.T) { stepReadiness(t, l, k) })
+	t.Run("no request fails while the agent restarts", func(t *testing.T) { stepAgentRestart(t, l, clusterIP) })
 	t.Run("LoadBalancer through kite lb", func(t *testing.T) { stepLoadBalancer(t, l, k) })
 	if mode == "iptables" {
 		t.Run("iptables-save has the seed's layout", func(t *testing.T) {
@@ -114,6 +122,202 @@ func testServices(t *testing.T, mode string) {
 			}
 		})
 	}
+}
+
+// apply creates objects from YAML on stdin.
+func apply(t *testing.T, k *kubectl, yaml string) {
+	t.Helper()
+	if r := k.try(t, nil, yaml, "apply", "-f", "-"); r.err != nil {
+		t.Fatalf("apply: %v\n%s\n%s", r.err, r.stderr, yaml)
+	}
+}
+
+// stepAffinity: with sessionAffinity ClientIP, every request of one client
+// reaches the same pod.
+func stepAffinity(t *testing.T, l *lab, k *kubectl) {
+	apply(t, k, `apiVersion: v1
+kind: Service
+metadata:
+  name: sticky
+spec:
+  selector:
+    app: kuard
+  sessionAffinity: ClientIP
+  ports:
+  - port: 80
+    targetPort: 8080
+`)
+	ip := k.run(t, "get", "svc", "sticky", "-o", "jsonpath={.spec.clusterIP}")
+	var seen map[string]int
+	waitFor(t, 30*time.Second, "the sticky Service answering", func() error {
+		seen = spread(l.nodeShell(t, "kite-worker", requestLoop(ip, "curl -s -m 2", 50)))
+		if n := total(seen); n != 50 {
+			return fmt.Errorf("%d of 50 answered", n)
+		}
+		return nil
+	})
+	if len(seen) != 1 {
+		t.Errorf("50 requests with ClientIP affinity reached %d pods (%v), want one", len(seen), seen)
+	}
+}
+
+func total(seen map[string]int) int {
+	n := 0
+	for _, c := range seen {
+		n += c
+	}
+	return n
+}
+
+// stepTrafficPolicy: through a NodePort with externalTrafficPolicy Local
+// the pod sees the host's own address; with Cluster, the node's (the
+// connection is masqueraded, as upstream).
+func stepTrafficPolicy(t *testing.T, l *lab, k *kubectl) {
+	for name, policy := range map[string]string{"etp-local": "Local", "etp-cluster": "Cluster"} {
+		apply(t, k, fmt.Sprintf(`apiVersion: v1
+kind: Service
+metadata:
+  name: %s
+spec:
+  type: NodePort
+  externalTrafficPolicy: %s
+  selector:
+    app: kuard
+  ports:
+  - port: 80
+    targetPort: 8080
+`, name, policy))
+	}
+	nodeIP := k.run(t, "get", "node", "kite-worker", "-o", `jsonpath={.status.addresses[?(@.type=="InternalIP")].address}`)
+	hostIP := nodeIP[:strings.LastIndex(nodeIP, ".")] + ".1" // the underlay's gateway: this shell
+	remote := func(svc string) (string, error) {
+		port := k.run(t, "get", "svc", svc, "-o", "jsonpath={.spec.ports[0].nodePort}")
+		out, err := exec.Command("curl", "-s", "-m", "5", "-f", "http://"+nodeIP+":"+port+"/?format=json").Output()
+		if err != nil {
+			return "", err
+		}
+		m := regexp.MustCompile(`"remoteIP": *"([^"]+)"`).FindStringSubmatch(string(out))
+		if m == nil {
+			return "", fmt.Errorf("no remoteIP in %.200s", out)
+		}
+		return m[1], nil
+	}
+	var got string
+	waitFor(t, 30*time.Second, "the Local NodePort answering", func() (err error) { got, err = remote("etp-local"); return err })
+	if got != hostIP {
+		t.Errorf("externalTrafficPolicy Local: the pod saw %s, want the client's %s", got, hostIP)
+	}
+	waitFor(t, 30*time.Second, "the Cluster NodePort answering", func() (err error) { got, err = remote("etp-cluster"); return err })
+	if got == hostIP {
+		t.Errorf("externalTrafficPolicy Cluster: the pod saw the client's %s, want a node's address (masqueraded)", got)
+	}
+}
+
+// stepReadiness: a pod whose readiness probe starts failing leaves the
+// Service's endpoints, and requests stop reaching it.
+func stepReadiness(t *testing.T, l *lab, k *kubectl) {
+	apply(t, k, `apiVersion: apps/v1
+kind: Deployment
+metadata:
+  name: probed
+spec:
+  replicas: 3
+  selector:
+    matchLabels:
+      app: probed
+  template:
+    metadata:
+      labels:
+        app: probed
+    spec:
+      containers:
+      - name: kuard
+        image: `+kuardImage1+`
+        readinessProbe:
+          httpGet:
+            path: /ready
+            port: 8080
+          periodSeconds: 1
+          failureThreshold: 1
+---
+apiVersion: v1
+kind: Service
+metadata:
+  name: probed
+spec:
+  selector:
+    app: probed
+  ports:
+  - port: 80
+    targetPort: 8080
+`)
+	wantMatch(t, k.run(t, "rollout", "status", "deployment/probed", "--timeout="+rolloutTimeout), `successfully rolled out`)
+	ip := k.run(t, "get", "svc", "probed", "-o", "jsonpath={.spec.clusterIP}")
+	pods := strings.Fields(k.run(t, "get", "pods", "-l", "app=probed", "-o", "jsonpath={.items[*].metadata.name}"))
+	waitFor(t, 30*time.Second, "all three pods answering", func() error {
+		if n := len(spread(l.nodeShell(t, "kite-worker", requestLoop(ip, "curl -s -m 2", 60)))); n != 3 {
+			return fmt.Errorf("%d pods answered", n)
+		}
+		return nil
+	})
+	victim := pods[0]
+	k.run(t, "exec", victim, "--", "wget", "-q", "-O", "-", "--post-data=", "http://127.0.0.1:8080/ready/fail")
+	start := time.Now()
+	waitFor(t, 30*time.Second, victim+" out of rotation", func() error {
+		seen := spread(l.nodeShell(t, "kite-worker", requestLoop(ip, "curl -s -m 2", 30)))
+		if seen[victim] > 0 || total(seen) != 30 {
+			return fmt.Errorf("%v", seen)
+		}
+		return nil
+	})
+	t.Logf("%s out of rotation after at most %s (probe period 1 s)", victim, time.Since(start).Round(10*time.Millisecond))
+}
+
+// stepAgentRestart: the agent (and its proxy) on a node is killed and
+// restarted by the lab's supervisor while a client on that node sends
+// requests to a ClusterIP: the rules stay in the kernel, and not one
+// request fails.
+func stepAgentRestart(t *testing.T, l *lab, clusterIP string) {
+	done := make(chan string, 1)
+	go func() {
+		done <- l.nodeShell(t, "kite-worker", fmt.Sprintf(
+			`i=0; while [ $i -lt 400 ]; do curl -s -m 2 -o /dev/null -w '%%{http_code}\n' http://%s/healthy; i=$((i+1)); done`, clusterIP))
+	}()
+	data, err := os.ReadFile(filepath.Join(l.state, "run", "kite-worker-agent.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var rec struct {
+		PID int `json:"pid"`
+	}
+	if err := json.Unmarshal(data, &rec); err != nil || rec.PID == 0 {
+		t.Fatalf("agent record %s: %v", data, err)
+	}
+	if err := syscall.Kill(rec.PID, syscall.SIGKILL); err != nil {
+		t.Fatalf("kill agent %d: %v", rec.PID, err)
+	}
+	out := <-done
+	codes := map[string]int{}
+	for _, c := range strings.Fields(out) {
+		codes[c]++
+	}
+	if codes["200"] != 400 {
+		t.Errorf("400 requests while the agent restarted: %v, want all 200", codes)
+	}
+	// The supervisor brought it back.
+	waitFor(t, 30*time.Second, "a new agent", func() error {
+		data, err := os.ReadFile(filepath.Join(l.state, "run", "kite-worker-agent.json"))
+		if err != nil {
+			return err
+		}
+		var now struct {
+			PID int `json:"pid"`
+		}
+		if json.Unmarshal(data, &now) != nil || now.PID == rec.PID || now.PID == 0 {
+			return fmt.Errorf("record %s", data)
+		}
+		return nil
+	})
 }
 
 // stepLoadBalancer: `kubectl expose --type=LoadBalancer` gets an
