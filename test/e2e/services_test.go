@@ -8,6 +8,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -413,6 +414,86 @@ spec:
 	})
 	if _, err := get("http://" + a + ":8082/healthy"); err != nil {
 		t.Errorf("the other Service on the shared address: %v", err)
+	}
+	stepLoadBalancerNodeDown(t, l, k)
+}
+
+// stepLoadBalancerNodeDown: with externalTrafficPolicy Local (each node
+// serves only its own pods, so a dead node's pods are not reached through
+// the others), cutting a node's link makes kite lb drop it: from 2 s after
+// the cut no request fails.
+func stepLoadBalancerNodeDown(t *testing.T, l *lab, k *kubectl) {
+	apply(t, k, `apiVersion: v1
+kind: Service
+metadata:
+  name: kuard-local
+spec:
+  type: LoadBalancer
+  externalTrafficPolicy: Local
+  selector:
+    app: kuard
+  ports:
+  - port: 80
+    targetPort: 8080
+`)
+	var ip string
+	waitFor(t, 30*time.Second, "an EXTERNAL-IP for kuard-local", func() error {
+		ip = k.run(t, "get", "svc", "kuard-local", "-o", "jsonpath={.status.loadBalancer.ingress[0].ip}")
+		if ip == "" {
+			return fmt.Errorf("pending")
+		}
+		return nil
+	})
+	c := &http.Client{Timeout: time.Second, Transport: &http.Transport{DisableKeepAlives: true}}
+	get := func() error {
+		resp, err := c.Get("http://" + ip + "/healthy")
+		if err != nil {
+			return err
+		}
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusOK {
+			return fmt.Errorf("%s", resp.Status)
+		}
+		return nil
+	}
+	waitFor(t, 30*time.Second, "kuard-local answering on both nodes", func() error {
+		for i := 0; i < 20; i++ {
+			if err := get(); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	var cl struct {
+		Nodes []struct{ Name, Veth string } `json:"nodes"`
+	}
+	data, err := os.ReadFile(filepath.Join(l.state, "cluster.json"))
+	if err != nil || json.Unmarshal(data, &cl) != nil {
+		t.Fatalf("cluster.json: %v", err)
+	}
+	veth := ""
+	for _, n := range cl.Nodes {
+		if n.Name == "kite-worker" {
+			veth = n.Veth
+		}
+	}
+	if out, err := exec.Command("ip", "link", "set", veth, "down").CombinedOutput(); err != nil {
+		t.Fatalf("cut kite-worker's link %s: %v %s", veth, err, out)
+	}
+	cut := time.Now()
+	t.Cleanup(func() { exec.Command("ip", "link", "set", veth, "up").Run() })
+	var lastFail time.Duration
+	failures := 0
+	for i := 0; i < 150 && time.Since(cut) < 6*time.Second; i++ {
+		if err := get(); err != nil {
+			failures++
+			lastFail = time.Since(cut)
+		}
+	}
+	exec.Command("ip", "link", "set", veth, "up").Run()
+	t.Logf("after cutting kite-worker's link: %d failed requests, the last %s after the cut", failures, lastFail.Round(10*time.Millisecond))
+	if lastFail > 2*time.Second {
+		t.Errorf("a request failed %s after the node's link was cut, want none after 2 s", lastFail.Round(10*time.Millisecond))
 	}
 }
 
