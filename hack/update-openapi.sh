@@ -24,6 +24,7 @@ inputs=(
   k8s.io/api/discovery/v1
   k8s.io/api/coordination/v1
   k8s.io/api/events/v1
+  k8s.io/api/authentication/v1
   k8s.io/apimachinery/pkg/apis/meta/v1
   k8s.io/apimachinery/pkg/runtime
   k8s.io/apimachinery/pkg/util/intstr

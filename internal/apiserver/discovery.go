@@ -30,6 +30,7 @@ var subresourceInfos = map[string]subresourceInfo{
 	"attach":      {kind: schema.GroupVersionKind{Version: "v1", Kind: "PodAttachOptions"}, verbs: []string{"create", "get"}},
 	"portforward": {kind: schema.GroupVersionKind{Version: "v1", Kind: "PodPortForwardOptions"}, verbs: []string{"create", "get"}},
 	"finalize":    {verbs: []string{"update"}},
+	"token":       {kind: tokenRequestGVK, verbs: []string{"create"}},
 	"proxy":       {kind: schema.GroupVersionKind{Version: "v1", Kind: "NodeProxyOptions"}, verbs: []string{"create", "delete", "get", "patch", "update"}},
 }
 

@@ -89,8 +89,13 @@ func qosClass(spec *corev1.PodSpec) corev1.PodQOSClass {
 	return corev1.PodQOSBurstable
 }
 
-// createSubresource serves POST to a subresource: pods/binding.
-func (s *Server) createSubresource(w http.ResponseWriter, r *http.Request, info *requestInfo, body []byte, dryRun bool) {
+// createSubresource serves POST to a subresource: pods/binding,
+// serviceaccounts/token.
+func (s *Server) createSubresource(w http.ResponseWriter, r *http.Request, t target, info *requestInfo, body []byte, dryRun bool) {
+	if info.res.gvr.Resource == "serviceaccounts" && info.subresource == tokenSubresource {
+		s.createToken(w, r, t, info, body, dryRun)
+		return
+	}
 	if info.res.gvr.Resource != "pods" || info.subresource != "binding" {
 		s.writeError(w, r, apierrors.NewMethodNotSupported(info.res.groupResource(), "POST to "+info.subresource))
 		return

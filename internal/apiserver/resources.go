@@ -44,10 +44,7 @@ func servedResources(cfg Config) []*resource {
 			newObj: func() runtime.Object { return &corev1.Secret{} }, newList: func() runtime.Object { return &corev1.SecretList{} },
 			fields: func(obj runtime.Object) fields.Set { return fields.Set{"type": string(obj.(*corev1.Secret).Type)} },
 		},
-		{
-			gvr: gvr("", "v1", "serviceaccounts"), kind: "ServiceAccount", singular: "serviceaccount", shortNames: []string{"sa"}, namespaced: true,
-			newObj: func() runtime.Object { return &corev1.ServiceAccount{} }, newList: func() runtime.Object { return &corev1.ServiceAccountList{} },
-		},
+		serviceAccountsResource(),
 		deploymentsResource(),
 		replicaSetsResource(),
 		{

@@ -2,6 +2,7 @@ package apiserver
 
 import (
 	appsv1 "k8s.io/api/apps/v1"
+	authenticationv1 "k8s.io/api/authentication/v1"
 	autoscalingv1 "k8s.io/api/autoscaling/v1"
 	coordinationv1 "k8s.io/api/coordination/v1"
 	corev1 "k8s.io/api/core/v1"
@@ -17,12 +18,14 @@ import (
 
 // newScheme registers every type the server speaks: the served groups, the
 // meta types (Status, List options, WatchEvent, Table,
-// PartialObjectMetadata) and autoscaling/v1 Scale.
+// PartialObjectMetadata), autoscaling/v1 Scale and
+// authentication/v1 TokenRequest.
 func newScheme() *runtime.Scheme {
 	s := runtime.NewScheme()
 	for _, add := range []func(*runtime.Scheme) error{
 		corev1.AddToScheme, appsv1.AddToScheme, autoscalingv1.AddToScheme,
 		discoveryv1.AddToScheme, coordinationv1.AddToScheme, eventsv1.AddToScheme,
+		authenticationv1.AddToScheme, // TokenRequest, serviceaccounts/token
 	} {
 		utilruntime.Must(add(s))
 	}

@@ -33,8 +33,9 @@ import (
 
 // Config configures a server.
 type Config struct {
-	// StateDir holds the CA, certificates, tokens, the admin kubeconfig and
-	// the embedded etcd's data.
+	// StateDir holds the CA, certificates, tokens, the service account
+	// token signing key, the admin kubeconfig and the embedded etcd's
+	// data.
 	StateDir string
 	// Listen is the HTTPS address, host:port.
 	Listen string
@@ -106,6 +107,8 @@ type Server struct {
 	openapi http.Handler
 	tls     *tls.Config
 	tokens  map[string]*user
+	// signer signs and checks service account tokens.
+	signer *tokenSigner
 	// agentTransport reaches node agents (logs, exec, port-forward).
 	agentTransport *http.Transport
 	ranges         *serviceRanges
@@ -221,6 +224,13 @@ func (s *Server) setupPKI() error {
 		return err
 	}
 	if s.agentTransport, err = newAgentTransport(agentCert, agentKey); err != nil {
+		return err
+	}
+	saKey, err := pki.EnsureSigningKey(dir)
+	if err != nil {
+		return err
+	}
+	if s.signer, err = newTokenSigner(saKey); err != nil {
 		return err
 	}
 	token, err := pki.EnsureToken(dir, "bootstrap")

@@ -134,7 +134,7 @@ func (s *Server) create(w http.ResponseWriter, r *http.Request, info *requestInf
 		return
 	}
 	if info.subresource != "" {
-		s.createSubresource(w, r, info, body, dryRun)
+		s.createSubresource(w, r, t, info, body, dryRun)
 		return
 	}
 	obj, warnings, err := s.decode(info.res, body, decodeOptions{contentType: r.Header.Get("Content-Type"), fieldValidation: opts.FieldValidation})

@@ -3,6 +3,7 @@ package openapi
 import (
 	"fmt"
 
+	authenticationv1 "k8s.io/api/authentication/v1"
 	autoscalingv1 "k8s.io/api/autoscaling/v1"
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/runtime/schema"
@@ -79,6 +80,8 @@ func describeSubresource(name string, parent schema.GroupVersionKind) (subresour
 		}, nil
 	case "binding":
 		return subresource{verbs: []string{verbCreate}, kind: core.WithKind("Binding")}, nil
+	case "token":
+		return subresource{verbs: []string{verbCreate}, kind: authenticationv1.SchemeGroupVersion.WithKind("TokenRequest")}, nil
 	case "finalize":
 		return subresource{verbs: []string{verbUpdate}, kind: parent}, nil
 	case "log":
