@@ -1,11 +1,15 @@
 package apiserver
 
 import (
+	"context"
 	"encoding/json"
+	"fmt"
 	"net/http"
 	"runtime"
 	"strings"
+	"time"
 
+	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	apimachineryversion "k8s.io/apimachinery/pkg/version"
 
@@ -19,9 +23,9 @@ type user struct {
 }
 
 // authenticate identifies the client: a client certificate verified by
-// the TLS handshake against kite's CA (CN is the user, O its groups), or a
-// bearer token kite issued. No credentials: nil user (anonymous); wrong
-// credentials: 401.
+// the TLS handshake against kite's CA (CN is the user, O its groups), a
+// bootstrap token, or a service account token (see satoken.go). No
+// credentials: nil user (anonymous); wrong credentials: 401.
 func (s *Server) authenticate(r *http.Request) (*user, error) {
 	if r.TLS != nil && len(r.TLS.PeerCertificates) > 0 {
 		c := r.TLS.PeerCertificates[0]
@@ -32,12 +36,49 @@ func (s *Server) authenticate(r *http.Request) (*user, error) {
 		if !ok {
 			return nil, apierrors.NewUnauthorized("Unauthorized")
 		}
-		if u := s.tokens[strings.TrimSpace(tok)]; u != nil {
+		tok = strings.TrimSpace(tok)
+		if u := s.tokens[tok]; u != nil {
 			return u, nil
 		}
-		return nil, apierrors.NewUnauthorized("Unauthorized")
+		u, err := s.serviceAccountUser(r.Context(), tok)
+		if err != nil {
+			s.log.V(2).Info("bearer token rejected", "reason", err.Error())
+			return nil, apierrors.NewUnauthorized("Unauthorized")
+		}
+		return u, nil
 	}
 	return nil, nil
+}
+
+// serviceAccountUser authenticates a service account token: signed by our
+// key, in date, for the API server's audience, and for an account (and
+// pod, when bound to one) that still exists with the UID it was issued
+// for — deleting either revokes the token.
+func (s *Server) serviceAccountUser(ctx context.Context, token string) (*user, error) {
+	c, err := s.signer.verify(token, time.Now())
+	if err != nil {
+		return nil, err
+	}
+	ns, name := c.Kube.Namespace, c.Kube.ServiceAccount.Name
+	saRes := s.reg.lookup(coreV1, "serviceaccounts")
+	sa := &corev1.ServiceAccount{}
+	if err := s.store.Get(ctx, saRes.key(ns, name), sa); err != nil {
+		return nil, fmt.Errorf("service account %s/%s: %w", ns, name, err)
+	}
+	if sa.UID != c.Kube.ServiceAccount.UID {
+		return nil, fmt.Errorf("service account %s/%s was re-created (UID %s, token for %s)", ns, name, sa.UID, c.Kube.ServiceAccount.UID)
+	}
+	if p := c.Kube.Pod; p != nil {
+		podRes := s.reg.lookup(coreV1, "pods")
+		pod := &corev1.Pod{}
+		if err := s.store.Get(ctx, podRes.key(ns, p.Name), pod); err != nil {
+			return nil, fmt.Errorf("bound pod %s/%s: %w", ns, p.Name, err)
+		}
+		if pod.UID != p.UID {
+			return nil, fmt.Errorf("bound pod %s/%s was re-created (UID %s, token for %s)", ns, p.Name, pod.UID, p.UID)
+		}
+	}
+	return &user{name: c.Subject, groups: []string{serviceAccountsGroup, serviceAccountsNSGroupPf + ns, "system:authenticated"}}, nil
 }
 
 func (s *Server) serveVersion(w http.ResponseWriter, r *http.Request) {
