@@ -42,6 +42,8 @@ type Cluster struct {
 	ServiceCIDR string `json:"serviceCIDR"`
 	PodNetwork  string `json:"podNetwork,omitempty"`
 	ProxyMode   string `json:"proxyMode,omitempty"`
+	// RoutePods: the user's namespace gets routes to the pod CIDRs.
+	RoutePods bool `json:"routePods,omitempty"`
 	// Binary is the kite binary the nodes run; Helper the binary run as
 	// supervisor and node helper.
 	Binary string `json:"binary"`
@@ -87,7 +89,7 @@ func newCluster(c Config) (*Cluster, error) {
 	cl := &Cluster{
 		Name: c.Name, StateDir: c.StateDir, Bridge: bridgePrefix + c.Name,
 		Underlay: u.String(), Gateway: u.Addr().Next().String(),
-		PodCIDR: c.PodCIDR, ServiceCIDR: c.ServiceCIDR, PodNetwork: c.PodNetwork, ProxyMode: c.ProxyMode,
+		PodCIDR: c.PodCIDR, ServiceCIDR: c.ServiceCIDR, PodNetwork: c.PodNetwork, ProxyMode: c.ProxyMode, RoutePods: c.RoutePods,
 		Binary: c.Binary, Helper: c.Helper,
 		Context: contextName(c.Name), Kubeconfig: c.Kubeconfig,
 	}

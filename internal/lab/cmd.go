@@ -37,6 +37,7 @@ down brings it back with the same addresses and data.`,
 	f.StringVar(&cfg.StateDir, "state-dir", "", "the cluster's state directory (default /var/lib/kite/lab/<name>)")
 	f.StringVar(&cfg.PodCIDR, "pod-cidr", "", "pod (cluster) CIDR, a /24 per node (default "+DefaultPodCIDR+")")
 	f.StringVar(&cfg.PodNetwork, "pod-network", "host-gw", "how pods reach other nodes: host-gw (nodes on one L2 segment) or vxlan")
+	f.BoolVar(&cfg.RoutePods, "route-pods", false, "route the pod CIDRs from this machine via the nodes (curl a pod IP from your shell)")
 	f.StringVar(&cfg.ProxyMode, "proxy-mode", "nftables", "how each node's Service proxy programs the kernel: nftables, iptables (the seed's layout) or none")
 	f.StringVar(&cfg.ServiceCIDR, "service-cidr", "", "Service CIDR (default "+DefaultServiceCIDR+")")
 	f.StringVar(&cfg.Underlay, "underlay", "", "the nodes' /24: .1 is this machine, .2 … the nodes (default: the first free 172.30.N.0/24)")

@@ -48,6 +48,9 @@ type Config struct {
 	// ProxyMode is how the nodes' Service proxies program the kernel:
 	// nftables (default), iptables (the seed's layout) or none.
 	ProxyMode string
+	// RoutePods adds routes to the nodes' pod CIDRs in the user's
+	// namespace, kept by the supervisor as nodes come and go.
+	RoutePods bool
 	// Underlay is the nodes' /24 on the bridge: .1 is the host, .2 … the
 	// nodes. Default: the first 172.30.N.0/24 that no route, address or
 	// other kite cluster uses.

@@ -78,6 +78,10 @@ func supervise(stateDir string) error {
 		if cl.LB != nil {
 			run(lbChild(cl))
 		}
+		if cl.RoutePods {
+			wg.Add(1)
+			go func() { defer wg.Done(); syncPodRoutes(ctx, cl) }()
+		}
 	case <-ctx.Done():
 	}
 	wg.Wait()

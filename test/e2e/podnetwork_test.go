@@ -3,13 +3,16 @@ package e2e
 // Issue 6's pod network, seen from inside pods now that exec works: a pod
 // reaches a pod on another node and the server sees the client pod's own
 // address (S6, no NAT between pods); every node reaches every pod (S7).
-// Both pod networks: host-gw and VXLAN.
+// Both pod networks: host-gw and VXLAN; the user's shell joins the pod
+// network with --route-pods (S8).
 
 import (
 	"fmt"
+	"os/exec"
 	"regexp"
 	"strings"
 	"testing"
+	"time"
 )
 
 func TestPodNetwork(t *testing.T) {
@@ -19,7 +22,7 @@ func TestPodNetwork(t *testing.T) {
 }
 
 func testPodNetwork(t *testing.T, mode string) {
-	l := startLab(t, 3, "--pod-network", mode)
+	l := startLab(t, 3, "--pod-network", mode, "--route-pods")
 	k := l.kubectl(t, kubectlVersions(t)[0], "default")
 	k.run(t, "create", "deployment", "kuard", "--image="+kuardImage1, "--replicas=6")
 	wantMatch(t, k.run(t, "rollout", "status", "deployment/kuard", "--timeout="+rolloutTimeout), `successfully rolled out`)
@@ -59,6 +62,13 @@ func testPodNetwork(t *testing.T, mode string) {
 		}
 		if checked == 0 {
 			t.Error("no pair of pods on different nodes")
+		}
+	})
+	t.Run("the user's shell reaches every pod (--route-pods)", func(t *testing.T) {
+		for _, p := range pods {
+			waitFor(t, 30*time.Second, "pod "+p.ip+" from the host", func() error {
+				return exec.Command("curl", "-s", "-f", "-m", "3", "-o", "/dev/null", "http://"+p.ip+":8080/healthy").Run()
+			})
 		}
 	})
 	t.Run("every node reaches every pod", func(t *testing.T) {
