@@ -55,7 +55,7 @@ func newRootCommand() *cobra.Command {
 		SilenceErrors: true,
 	}
 	root.AddCommand(newVersionCommand(), newServerCommand(), newKubectlCommand(), newCNICommand(), newAgentCommand(), newKuardCommand(), newDNSCommand(), newLBCommand(), newImageCommand(),
-		lab.NewUpCommand(), lab.NewDownCommand(), lab.NewNodeCommand())
+		lab.NewUpCommand(), lab.NewDownCommand(), lab.NewStatusCommand(), lab.NewNodeCommand())
 	return root
 }
 

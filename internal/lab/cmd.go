@@ -67,6 +67,22 @@ logs) stays in the state directory for the next kite up, unless --purge.`,
 	return cmd
 }
 
+// NewStatusCommand is `kite status`.
+func NewStatusCommand() *cobra.Command {
+	var cfg Config
+	cmd := &cobra.Command{
+		Use:   "status",
+		Short: "Show a lab cluster: networks, nodes (IP, pod CIDR, Ready) and its processes",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			return Status(cmd.Context(), cfg, cmd.OutOrStdout())
+		},
+	}
+	cmd.Flags().StringVar(&cfg.Name, "name", DefaultName, "name of the cluster")
+	cmd.Flags().StringVar(&cfg.StateDir, "state-dir", "", "the cluster's state directory (default /var/lib/kite/lab/<name>)")
+	return cmd
+}
+
 // NewNodeCommand is `kite node`, holding `kite node shell`.
 func NewNodeCommand() *cobra.Command {
 	cmd := &cobra.Command{Use: "node", Short: "Work with the nodes of a lab cluster"}

@@ -7,6 +7,7 @@ package e2e
 // network with --route-pods (S8).
 
 import (
+	"context"
 	"fmt"
 	"os/exec"
 	"regexp"
@@ -69,6 +70,19 @@ func testPodNetwork(t *testing.T, mode string) {
 			waitFor(t, 30*time.Second, "pod "+p.ip+" from the host", func() error {
 				return exec.Command("curl", "-s", "-f", "-m", "3", "-o", "/dev/null", "http://"+p.ip+":8080/healthy").Run()
 			})
+		}
+	})
+	t.Run("kite status", func(t *testing.T) {
+		out, err := l.kite(context.Background(), "status", "--state-dir", l.state)
+		if err != nil {
+			t.Fatalf("kite status: %v\n%s", err, out)
+		}
+		for _, re := range []string{`(?m)^kite-control-plane\s+172\.30\.\d+\.2\s+10\.244\.\d+\.0/24\s+True\s+server pid \d+\s+agent pid \d+`,
+			`(?m)^kite-worker2\s+172\.30\.\d+\.4\s+10\.244\.\d+\.0/24\s+True\s+agent pid \d+`,
+			`(?m)^kite-lb\s+172\.30\.\d+\.250\s+-\s+-\s+lb pid \d+`, `supervisor running \(pid \d+\)`, `pods +10\.244\.0\.0/16 \(` + mode + `\)`} {
+			if !regexp.MustCompile(re).MatchString(out) {
+				t.Errorf("kite status: no match for %s in:\n%s", re, out)
+			}
 		}
 	})
 	t.Run("every node reaches every pod", func(t *testing.T) {
