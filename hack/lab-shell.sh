@@ -18,6 +18,10 @@ cat <<MSG
 kite lab is up. Try:
   kubectl get nodes -o wide
   kubectl create deployment kuard --image=gcr.io/kuar-demo/kuard-amd64:1 --replicas=10
+  kubectl expose deployment kuard --type=LoadBalancer --port=80 --target-port=8080
+  kubectl get svc kuard                  # then: curl http://<EXTERNAL-IP>/env/api
+  kubectl exec -it deploy/kuard -- ash
+  kite status
   kite node shell kite-control-plane
 Leave this shell (exit) to tear the cluster down.
 MSG
