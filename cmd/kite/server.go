@@ -40,6 +40,8 @@ func newServerCommand() *cobra.Command {
 	f.DurationVar(&cp.NodeMonitorGracePeriod, "node-monitor-grace-period", 40*time.Second, "a node silent this long becomes NotReady (Unknown)")
 	f.DurationVar(&cp.PodEvictionTimeout, "pod-eviction-timeout", 300*time.Second, "how long pods stay on an unreachable node before eviction, unless they tolerate otherwise")
 	f.IntVar(&cp.NodeCIDRMaskSize, "node-cidr-mask-size", 24, "prefix length of each node's pod CIDR")
+	f.BoolVar(&cp.ClusterDNS, "cluster-dns", false, "deploy cluster DNS: Deployment kite-dns and Service kube-dns at the tenth address of --service-cidr in kube-system")
+	f.StringVar(&cp.ClusterDomain, "cluster-domain", "cluster.local", "the cluster's DNS domain")
 	f.StringVar(&cp.LBPool, "lb-pool", "", "LoadBalancer addresses to allocate: CIDRs, first-last ranges or addresses, comma-separated (empty: LoadBalancer Services stay pending)")
 	return cmd
 }

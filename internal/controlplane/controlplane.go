@@ -47,6 +47,9 @@ type Config struct {
 	// LBPool is the LoadBalancer address pool (lbipam.ParsePool); empty:
 	// LoadBalancer Services stay pending, as upstream without a cloud.
 	LBPool string
+	// ClusterDNS deploys the DNS add-on (dnsaddon.go) in ClusterDomain.
+	ClusterDNS    bool
+	ClusterDomain string
 }
 
 // Defaults fills unset fields.
@@ -69,6 +72,9 @@ func (c *Config) Defaults() {
 	}
 	if c.PodEvictionTimeout == 0 {
 		c.PodEvictionTimeout = 300 * time.Second
+	}
+	if c.ClusterDomain == "" {
+		c.ClusterDomain = "cluster.local"
 	}
 	if c.NodeCIDRMaskSize == 0 {
 		c.NodeCIDRMaskSize = 24

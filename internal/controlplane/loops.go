@@ -63,6 +63,12 @@ var loops = []loop{
 		}
 		return lbipam.New(lbipam.Config{Client: cc.client, Informers: cc.informers, Recorder: cc.recorder(lbipam.Name), Pool: cc.cfg.LBPool})
 	}},
+	{"dns-addon", func(cc *controllerContext) (runner, error) {
+		if !cc.cfg.ClusterDNS {
+			return nil, nil
+		}
+		return newDNSAddon(cc.client, cc.cfg.API.ServiceCIDR, cc.cfg.ClusterDomain)
+	}},
 	{"scheduler", func(cc *controllerContext) (runner, error) {
 		return scheduler.New(scheduler.Config{Client: cc.client, Informers: cc.informers, Recorder: cc.recorder("default-scheduler")})
 	}},

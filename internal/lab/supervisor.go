@@ -115,6 +115,7 @@ func serverChild(cl *Cluster) child {
 	if cl.LBPool != "" {
 		args = append(args, "--lb-pool", cl.LBPool)
 	}
+	args = append(args, "--cluster-dns")
 	return child{node: cp.Name, role: "server", args: nodeExec(cl, cp, args...)}
 }
 
