@@ -271,7 +271,7 @@ func (w *podWorker) containerConfig(ctx context.Context, pod *corev1.Pod, c *cor
 	if err != nil {
 		return runtime.ContainerConfig{}, err
 	}
-	mounts, err := w.mounts(ctx, pod, c, attempt)
+	mounts, err := w.mounts(ctx, pod, c, attempt, ips)
 	if err != nil {
 		return runtime.ContainerConfig{}, err
 	}

@@ -90,6 +90,12 @@ func (w *podWorker) syncPod(ctx context.Context, pod *corev1.Pod) (time.Duration
 		return retryPeriod, fmt.Errorf("pod files: %w", err)
 	}
 	next := w.syncContainers(ctx, pod, w.instances(ctx), ips)
+	if due, err := w.refreshVolumes(ctx, pod, ips); err != nil {
+		klog.FromContext(ctx).Error(err, "refresh volumes")
+		next = min(next, retryPeriod)
+	} else {
+		next = min(next, due)
+	}
 	insts := w.instances(ctx)
 	w.syncProbers(ctx, pod, insts, ips)
 	in := w.statusInput(ctx, pod, insts, ips, true)

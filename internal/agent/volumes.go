@@ -21,9 +21,10 @@ import (
 // mounts are a container's bind mounts: the pod's /etc/hosts,
 // /etc/hostname and /etc/resolv.conf (read-only), its termination message
 // file, and its volumeMounts. Volumes kite supports: emptyDir (a
-// directory of the pod's), hostPath, configMap and secret (their keys
-// written as files when the container starts).
-func (w *podWorker) mounts(ctx context.Context, pod *corev1.Pod, c *corev1.Container, attempt int) ([]runtime.Mount, error) {
+// directory of the pod's), hostPath, configMap, secret, downwardAPI and
+// projected (their files written when the container starts; see
+// projected.go for how they are kept current).
+func (w *podWorker) mounts(ctx context.Context, pod *corev1.Pod, c *corev1.Container, attempt int, ips []string) ([]runtime.Mount, error) {
 	taken := map[string]bool{}
 	for _, vm := range c.VolumeMounts {
 		taken[filepath.Clean(vm.MountPath)] = true
@@ -43,7 +44,7 @@ func (w *podWorker) mounts(ctx context.Context, pod *corev1.Pod, c *corev1.Conta
 		out = append(out, runtime.Mount{Source: src, Destination: p})
 	}
 	for _, vm := range c.VolumeMounts {
-		src, err := w.volumeSource(ctx, pod, vm.Name)
+		src, err := w.volumeSource(ctx, pod, vm.Name, ips)
 		if err != nil {
 			return nil, err
 		}
@@ -64,7 +65,7 @@ func (w *podWorker) mounts(ctx context.Context, pod *corev1.Pod, c *corev1.Conta
 }
 
 // volumeSource prepares a volume and returns its directory (or file).
-func (w *podWorker) volumeSource(ctx context.Context, pod *corev1.Pod, name string) (string, error) {
+func (w *podWorker) volumeSource(ctx context.Context, pod *corev1.Pod, name string, ips []string) (string, error) {
 	var vol *corev1.Volume
 	for i := range pod.Spec.Volumes {
 		if pod.Spec.Volumes[i].Name == name {
@@ -108,8 +109,19 @@ func (w *podWorker) volumeSource(ctx context.Context, pod *corev1.Pod, name stri
 			return "", fmt.Errorf("secret %q: %w", src.Secret.SecretName, err)
 		}
 		return dir, writeKeys(dir, s.Data, src.Secret.Items, ptr.Deref(src.Secret.DefaultMode, 0o644))
+	case src.DownwardAPI != nil:
+		files, err := downwardFiles(w.m, pod, src.DownwardAPI.Items, ptr.Deref(src.DownwardAPI.DefaultMode, corev1.DownwardAPIVolumeSourceDefaultMode), ips)
+		if err != nil {
+			return "", fmt.Errorf("volume %q: %w", name, err)
+		}
+		return dir, writeFiles(dir, files)
+	case src.Projected != nil:
+		if err := w.projectedVolume(ctx, pod, dir, src.Projected, ips); err != nil {
+			return "", fmt.Errorf("volume %q: %w", name, err)
+		}
+		return dir, nil
 	}
-	return "", fmt.Errorf("volume %q: kite supports emptyDir, hostPath, configMap and secret volumes", name)
+	return "", fmt.Errorf("volume %q: kite supports emptyDir, hostPath, configMap, secret, downwardAPI and projected volumes", name)
 }
 
 func hostPathVolume(hp *corev1.HostPathVolumeSource) (string, error) {
@@ -148,35 +160,66 @@ func hostPathVolume(hp *corev1.HostPathVolumeSource) (string, error) {
 // writeKeys writes a ConfigMap's or Secret's keys (or the listed items)
 // as files of dir.
 func writeKeys(dir string, data map[string][]byte, items []corev1.KeyToPath, mode int32) error {
-	if err := os.MkdirAll(dir, 0o755); err != nil {
+	files, err := keyFiles(data, items, mode, false)
+	if err != nil {
 		return err
 	}
-	files := map[string][]byte{}
-	modes := map[string]int32{}
+	return writeFiles(dir, files)
+}
+
+// volumeFile is one file of a volume: its content and permission bits.
+type volumeFile struct {
+	data []byte
+	mode int32
+}
+
+// keyFiles are a ConfigMap's or Secret's keys (or the listed items) as
+// files with mode unless an item says otherwise. A listed key that does
+// not exist is an error, unless the source is optional.
+func keyFiles(data map[string][]byte, items []corev1.KeyToPath, mode int32, optional bool) (map[string]volumeFile, error) {
+	files := map[string]volumeFile{}
 	if len(items) == 0 {
 		for k, v := range data {
-			files[k] = v
+			files[k] = volumeFile{v, mode}
 		}
 	}
 	for _, it := range items {
 		v, ok := data[it.Key]
 		if !ok {
-			return fmt.Errorf("key %q does not exist", it.Key)
+			if optional {
+				continue
+			}
+			return nil, fmt.Errorf("key %q does not exist", it.Key)
 		}
-		files[it.Path] = v
-		if it.Mode != nil {
-			modes[it.Path] = *it.Mode
-		}
+		files[it.Path] = volumeFile{v, ptr.Deref(it.Mode, mode)}
 	}
-	for p, v := range files {
+	return files, nil
+}
+
+// writeFiles writes files into dir, each replaced atomically (a reader
+// sees the old or the new content, never a partial file) and only when
+// its content or mode changed, so a periodic refresh does not churn.
+func writeFiles(dir string, files map[string]volumeFile) error {
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return err
+	}
+	for p, f := range files {
 		if filepath.IsAbs(p) || strings.Contains(p, "..") {
 			return fmt.Errorf("invalid path %q", p)
 		}
-		m := mode
-		if mm, ok := modes[p]; ok {
-			m = mm
+		path := filepath.Join(dir, p)
+		mode := fs.FileMode(f.mode) & fs.ModePerm
+		if old, err := os.ReadFile(path); err == nil && bytes.Equal(old, f.data) {
+			if fi, err := os.Stat(path); err == nil && fi.Mode().Perm() == mode {
+				continue
+			}
 		}
-		if err := writeFileAtomic(filepath.Join(dir, p), v, fs.FileMode(m)); err != nil {
+		if err := writeFileAtomic(path, f.data, mode); err != nil {
+			return err
+		}
+		// WriteFile's mode passes through the umask; the volume's
+		// mode is what the pod asked for.
+		if err := os.Chmod(path, mode); err != nil {
 			return err
 		}
 	}
