@@ -1,0 +1,9 @@
+package rootcacertpublisher
+
+import (
+	"testing"
+
+	"kite/internal/testutil"
+)
+
+func TestMain(m *testing.M) { testutil.MainInNetns(m) }
