@@ -169,8 +169,15 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 	return s, nil
 }
 
+// pkiDir is where the server keeps its CA, certificates and keys.
+func (c *Config) pkiDir() string { return filepath.Join(c.StateDir, "pki") }
+
+// CAFile is the cluster CA certificate's path (PEM): what the root CA
+// publisher hands to pods.
+func (c *Config) CAFile() string { return filepath.Join(c.pkiDir(), pki.CACertFile) }
+
 func (s *Server) setupPKI() error {
-	dir := filepath.Join(s.cfg.StateDir, "pki")
+	dir := s.cfg.pkiDir()
 	ca, err := pki.EnsureCA(dir)
 	if err != nil {
 		return err

@@ -1,6 +1,9 @@
 package controlplane
 
 import (
+	"fmt"
+	"os"
+
 	"kite/internal/controller/deployment"
 	"kite/internal/controller/endpoints"
 	"kite/internal/controller/endpointslice"
@@ -11,6 +14,7 @@ import (
 	"kite/internal/controller/nodeipam"
 	"kite/internal/controller/nodelifecycle"
 	"kite/internal/controller/replicaset"
+	"kite/internal/controller/rootcacertpublisher"
 	"kite/internal/controller/serviceaccount"
 	"kite/internal/scheduler"
 )
@@ -56,6 +60,13 @@ var loops = []loop{
 	}},
 	{"serviceaccount-controller", func(cc *controllerContext) (runner, error) {
 		return serviceaccount.New(serviceaccount.Config{Client: cc.client, Informers: cc.informers, Recorder: cc.recorder("service-account-controller")})
+	}},
+	{"root-ca-cert-publisher", func(cc *controllerContext) (runner, error) {
+		ca, err := os.ReadFile(cc.cfg.API.CAFile())
+		if err != nil {
+			return nil, fmt.Errorf("cluster CA: %w", err)
+		}
+		return rootcacertpublisher.New(rootcacertpublisher.Config{Client: cc.client, Informers: cc.informers, RootCA: ca})
 	}},
 	{"lbipam-controller", func(cc *controllerContext) (runner, error) {
 		if cc.cfg.LBPool == "" {
