@@ -18,6 +18,7 @@ import (
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/util/intstr"
 	"k8s.io/utils/ptr"
@@ -73,6 +74,29 @@ func needNodeTools(t testing.TB) {
 	}
 }
 
+// publishServiceAccountObjects plays the ServiceAccount controller and the
+// root CA publisher, which apitest does not run: pods in "default" get the
+// kube-api-access volume, whose token and CA need the account and the
+// ConfigMap.
+func publishServiceAccountObjects(t testing.TB, api *apitest.Server) {
+	t.Helper()
+	ctx := context.Background()
+	ca, err := os.ReadFile(filepath.Join(api.StateDir, "pki", "ca.crt"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, err = api.Client.CoreV1().ServiceAccounts("default").Create(ctx,
+		&corev1.ServiceAccount{ObjectMeta: metav1.ObjectMeta{Name: "default"}}, metav1.CreateOptions{})
+	if err != nil && !apierrors.IsAlreadyExists(err) {
+		t.Fatal(err)
+	}
+	_, err = api.Client.CoreV1().ConfigMaps("default").Create(ctx, &corev1.ConfigMap{
+		ObjectMeta: metav1.ObjectMeta{Name: "kube-root-ca.crt"}, Data: map[string]string{"ca.crt": string(ca)}}, metav1.CreateOptions{})
+	if err != nil && !apierrors.IsAlreadyExists(err) {
+		t.Fatal(err)
+	}
+}
+
 // newTestNode makes a node with a pod CIDR and starts its agent. Its
 // image store's built-in images carry busybox as the kite binary: fine
 // for the busybox image.
@@ -117,6 +141,7 @@ func newTestNodeWith(t testing.TB, api *apitest.Server, kite string) *testNode {
 		CNIBridge: fmt.Sprintf("kt%d", n), LeaseDuration: 8 * time.Second, ManageNetwork: true,
 		ResolvConf: "/dev/null", Runtime: rt, Images: newStoreImages(store),
 	}
+	publishServiceAccountObjects(t, api)
 	_, err = api.Client.CoreV1().Nodes().Create(context.Background(), &corev1.Node{
 		ObjectMeta: metav1.ObjectMeta{Name: node.cfg.NodeName},
 		Spec:       corev1.NodeSpec{PodCIDR: node.cidr.String(), PodCIDRs: []string{node.cidr.String()}},

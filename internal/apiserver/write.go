@@ -163,8 +163,8 @@ func (s *Server) create(w http.ResponseWriter, r *http.Request, info *requestInf
 }
 
 // createObject runs the create path for obj: name generation, namespace
-// lifecycle, defaults, server-set metadata, validation, allocation, and the
-// write.
+// lifecycle, defaults, server-set metadata, admission (pods' service
+// accounts), validation, allocation, and the write.
 func (s *Server) createObject(ctx context.Context, res *resource, obj runtime.Object, opts writeOpts) (runtime.Object, error) {
 	dryRun := opts.dryRun
 	m := objectMeta(obj)
@@ -207,6 +207,13 @@ func (s *Server) createObject(ctx context.Context, res *resource, obj runtime.Ob
 	if !opts.applied {
 		obj = s.track(res, "", nil, obj, opts.manager)
 		m = objectMeta(obj)
+	}
+	// Admission after managed fields, as upstream: what it adds is no
+	// manager's.
+	if pod, ok := obj.(*corev1.Pod); ok {
+		if err := s.admitPodServiceAccount(ctx, pod); err != nil {
+			return nil, err
+		}
 	}
 	errs := validation.ValidateCreate(obj)
 	if res.validate != nil {
