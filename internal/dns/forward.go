@@ -26,6 +26,9 @@ const (
 // ask (none configured, or all refused by the loop rule).
 var errNoUpstream = errors.New("no upstream resolver")
 
+// errRecentlyFailed: no upstream answered this question moments ago.
+var errRecentlyFailed = errors.New("no upstream answered this question in the last seconds")
+
 // forwarder asks the upstreams, behind a cache.
 type forwarder struct {
 	upstreams []string
@@ -35,6 +38,40 @@ type forwarder struct {
 	udp, tcp  *dns.Client
 	next      atomic.Uint32 // rotates the first upstream asked
 	m         *metrics
+
+	// failed remembers questions no upstream answered, for failTTL, so
+	// that a client's retries (and its search-path walk ending at the same
+	// name) get SERVFAIL at once instead of waiting out the timeout again:
+	// offline, a lookup fails within the 2 s resolvers wait, not 2 × 1.5 s.
+	// RFC 2308 §7.1 allows caching server failures.
+	failMu sync.Mutex
+	failed map[string]time.Time
+}
+
+// failTTL is how long a question no upstream answered fails at once.
+const failTTL = 5 * time.Second
+
+// maxFailed bounds the failure memory; past it, it is cleared.
+const maxFailed = 4096
+
+func (f *forwarder) recentlyFailed(key string, now time.Time) bool {
+	f.failMu.Lock()
+	defer f.failMu.Unlock()
+	until, ok := f.failed[key]
+	if ok && now.After(until) {
+		delete(f.failed, key)
+		return false
+	}
+	return ok
+}
+
+func (f *forwarder) noteFailed(key string, now time.Time) {
+	f.failMu.Lock()
+	defer f.failMu.Unlock()
+	if f.failed == nil || len(f.failed) >= maxFailed {
+		f.failed = map[string]time.Time{}
+	}
+	f.failed[key] = now.Add(failTTL)
 }
 
 func newForwarder(upstreams []string, cfg Config, m *metrics) *forwarder {
@@ -63,6 +100,10 @@ func (f *forwarder) resolve(ctx context.Context, q dns.Question, do bool) (*dns.
 		}
 		f.m.cacheMisses.Inc()
 	}
+	if f.recentlyFailed(key, time.Now()) {
+		f.m.forwardErrors.Inc()
+		return nil, errRecentlyFailed
+	}
 	req := new(dns.Msg)
 	req.SetQuestion(q.Name, q.Qtype)
 	req.Question[0].Qclass = q.Qclass
@@ -72,6 +113,9 @@ func (f *forwarder) resolve(ctx context.Context, q dns.Question, do bool) (*dns.
 	resp, err := f.exchange(ctx, req)
 	if err != nil {
 		f.m.forwardErrors.Inc()
+		if !errors.Is(err, errNoUpstream) && ctx.Err() == nil {
+			f.noteFailed(key, time.Now())
+		}
 		return nil, err
 	}
 	if f.cache != nil {

@@ -316,17 +316,23 @@ func TestServerForwards(t *testing.T) {
 
 // With no upstream answering, the client hears SERVFAIL within 2 s.
 func TestServerNoUpstreamServfail(t *testing.T) {
-	// a socket that reads and never replies
+	// a socket that reads and never replies, counting the questions
 	silent, err := net.ListenPacket("udp", "127.0.0.3:0")
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { silent.Close() })
+	var asked atomic.Int32
 	go func() {
 		buf := make([]byte, 4096)
 		for {
-			if _, _, err := silent.ReadFrom(buf); err != nil {
+			n, _, err := silent.ReadFrom(buf)
+			if err != nil {
 				return
+			}
+			var q dns.Msg
+			if q.Unpack(buf[:n]) == nil && len(q.Question) == 1 && q.Question[0].Name == "example.com." {
+				asked.Add(1)
 			}
 		}
 	}()
@@ -343,6 +349,15 @@ func TestServerNoUpstreamServfail(t *testing.T) {
 	}
 	if r.Rcode != dns.RcodeServerFailure {
 		t.Errorf("rcode %s, want SERVFAIL", dns.RcodeToString[r.Rcode])
+	}
+	// The client's retry is answered from the failure just seen, without
+	// asking the silent upstream again.
+	before := asked.Load()
+	if r, _, err := c.Exchange(m, s.Addr()); err != nil || r.Rcode != dns.RcodeServerFailure {
+		t.Errorf("retry: %v %v, want SERVFAIL", err, r)
+	}
+	if after := asked.Load(); after != before || before == 0 {
+		t.Errorf("the silent upstream was asked %d times for the first question and %d more for the retry, want ≥ 1 and 0", before, after-before)
 	}
 	// no upstream at all: SERVFAIL too, and cluster names still answered
 	cfg = testConfig(t)
