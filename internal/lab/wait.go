@@ -73,12 +73,37 @@ func waitUsable(ctx context.Context, cl *Cluster, wait time.Duration, p *progres
 		return fmt.Errorf("waiting for the nodes: %w: %s; logs in %s", err, status, cl.logDir())
 	}
 	p.step(fmt.Sprintf("%d node(s) Ready", len(cl.Nodes)))
+	// The system pods: cluster DNS, once its Deployment exists (the
+	// server creates it as soon as it leads).
+	if err := poll(ctx, cl, deadline, 50*time.Millisecond, func() (bool, error) {
+		d, err := client.AppsV1().Deployments(metav1.NamespaceSystem).Get(ctx, dnsDeployment, metav1.GetOptions{})
+		if err != nil {
+			status = err.Error()
+			return false, nil
+		}
+		status = fmt.Sprintf("%d of %d kite-dns pods available", d.Status.AvailableReplicas, ptrDeref(d.Spec.Replicas))
+		return d.Status.AvailableReplicas > 0, nil
+	}); err != nil {
+		return fmt.Errorf("waiting for cluster DNS: %w: %s; `kubectl -n kube-system get pods` says why", err, status)
+	}
+	p.step("cluster DNS (kube-system/kite-dns) available")
 	fmt.Fprintf(p.w, `Cluster %q is up in %s. Try:
   kubectl get nodes -o wide
   kite node shell %s                     # a shell on a node (kubectl, ip, nft work there)
   kite down%s                                  # stop and remove it (--purge: its data too)
 `, cl.Name, roundDur(time.Since(p.start)), cl.Nodes[len(cl.Nodes)-1].Name, nameFlag(cl.Name))
 	return nil
+}
+
+// dnsDeployment is the cluster DNS add-on `kite server --cluster-dns`
+// makes.
+const dnsDeployment = "kite-dns"
+
+func ptrDeref(p *int32) int32 {
+	if p == nil {
+		return 1
+	}
+	return *p
 }
 
 // nodesReady reports whether every node of the cluster is registered and
