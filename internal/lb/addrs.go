@@ -66,6 +66,11 @@ func (n netlinkAddrs) Add(ip netip.Addr) error {
 	if err := netlink.AddrReplace(l, n.addr(ip)); err != nil {
 		return fmt.Errorf("add %s to %s: %w", ip, n.iface, err)
 	}
+	// Best effort: without it, a neighbour waiting on the address learns
+	// it at its next ARP retry.
+	if iface, err := net.InterfaceByName(n.iface); err == nil {
+		_ = announce(iface, ip)
+	}
 	return nil
 }
 

@@ -133,8 +133,11 @@ func (c *checker) loop(ctx context.Context, t Target) {
 	}
 }
 
-// record counts a result; the first result decides at once, later ones
-// after fall failures or rise successes in a row.
+// record counts a result. A new target is up at its first success but
+// down only after fall failures in a row, like one that was up: it was
+// added because its node is Ready, and the first check often runs before
+// the node's proxy has programmed a NodePort made the same moment. Later
+// changes need fall failures or rise successes in a row.
 func (c *checker) record(ctx context.Context, t Target, err error) {
 	c.mu.Lock()
 	s, ok := c.targets[t]
@@ -151,7 +154,7 @@ func (c *checker) record(ctx context.Context, t Target, err error) {
 	} else {
 		s.fails, s.oks = s.fails+1, 0
 		s.lastFailure = err.Error()
-		if s.health == Unknown || (s.health == Up && s.fails >= c.fall) {
+		if (s.health == Unknown || s.health == Up) && s.fails >= c.fall {
 			s.health = Down
 		}
 	}

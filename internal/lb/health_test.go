@@ -67,15 +67,21 @@ func TestCheckerRecord(t *testing.T) {
 	if changes != 3 {
 		t.Errorf("changed called %d times, want 3", changes)
 	}
-	// A first failure takes an unknown target out at once.
+	// A new target (Unknown counts as up) goes out after fall failures in
+	// a row, not at its first: its NodePort may be programmed a moment
+	// after the first check.
 	other := Target{IP: netip.MustParseAddr("10.77.0.3"), Port: 30080}
 	c.targets[other] = &targetState{stop: func() {}}
 	if c.health(other) != Unknown {
 		t.Fatal("a new target is not Unknown")
 	}
 	c.record(ctx, other, fail)
+	if c.health(other) != Unknown {
+		t.Errorf("one failure of a new target: health %d, want still Unknown", c.health(other))
+	}
+	c.record(ctx, other, fail)
 	if c.health(other) != Down {
-		t.Error("first failure did not take the target out")
+		t.Error("fall failures in a row did not take the new target out")
 	}
 }
 
