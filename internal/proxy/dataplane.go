@@ -4,6 +4,8 @@ import (
 	"context"
 	"fmt"
 	"os"
+
+	"sigs.k8s.io/knftables"
 )
 
 // SyncResult describes one applied sync.
@@ -98,4 +100,17 @@ func writeSysctl(name, value string) error {
 		return fmt.Errorf("sysctl %s=%s: %w", name, value, err)
 	}
 	return nil
+}
+
+// NFTText is the nftables transaction that programs m into an empty
+// kernel, as `nft -f` text: what the netlink backend sends, in the form
+// people read (and kerneltest loads with the binary to check that both
+// give the same table).
+func NFTText(m *Model, cfg Config) string {
+	fake := knftables.NewFake(nftFamily, nftTable)
+	tx := fake.NewTransaction()
+	empty := newNFTState()
+	empty.tableExists = false
+	nftTransaction(tx, renderNFT(m, cfg), empty)
+	return tx.String()
 }

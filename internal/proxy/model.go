@@ -285,3 +285,12 @@ func ptrOr[T any](p *T, def T) T {
 func (sp *ServicePort) String() string {
 	return fmt.Sprintf("%s/%s %s:%d nodePort=%d cluster=%d local=%d", sp.Key, sp.Key.Protocol, sp.ClusterIP, sp.Port, sp.NodePort, len(sp.ClusterEndpoints), len(sp.LocalEndpoints))
 }
+
+// equal reports whether two service ports would be programmed alike.
+func (sp *ServicePort) equal(o *ServicePort) bool {
+	return sp.Key == o.Key && sp.ClusterIP == o.ClusterIP && sp.Port == o.Port && sp.NodePort == o.NodePort &&
+		sp.ExternalLocal == o.ExternalLocal && sp.InternalLocal == o.InternalLocal &&
+		sp.HealthCheckNodePort == o.HealthCheckNodePort && sp.AffinitySeconds == o.AffinitySeconds &&
+		slices.Equal(sp.ExternalIPs, o.ExternalIPs) && slices.Equal(sp.LoadBalancerIPs, o.LoadBalancerIPs) &&
+		slices.Equal(sp.ClusterEndpoints, o.ClusterEndpoints) && slices.Equal(sp.LocalEndpoints, o.LocalEndpoints)
+}

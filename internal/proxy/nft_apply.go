@@ -3,170 +3,160 @@ package proxy
 import (
 	"context"
 	"fmt"
-	"maps"
-	"slices"
 	"strings"
-	"time"
 
 	"sigs.k8s.io/knftables"
 )
 
-// nftTransaction adds to tx what turns applied into desired: new objects,
-// rewritten chains, element-level map changes, then stale chains and sets.
-// Nothing is flushed wholesale, so conntrack-tracked connections and the
-// dispatch of unchanged Services are untouched. Pure.
-func nftTransaction(tx *knftables.Transaction, desired, applied *nftState) {
-	if !applied.tableExists {
-		tx.Add(&knftables.Table{Comment: knftables.PtrTo("kite service proxy (internal/proxy)")})
-	}
-	for _, name := range slices.Sorted(maps.Keys(nftMaps)) {
-		if _, ok := applied.elements[name]; !ok {
-			tx.Add(&knftables.Map{Name: name, Type: nftMaps[name]})
-		}
-	}
-	if _, ok := desired.elements[setNodePortAddresses]; ok {
-		if _, ok := applied.elements[setNodePortAddresses]; !ok {
-			tx.Add(&knftables.Set{Name: setNodePortAddresses, Type: "ipv4_addr", Flags: []knftables.SetFlag{knftables.IntervalFlag}})
-		}
-	}
-	for _, name := range slices.Sorted(maps.Keys(desired.affinity)) {
-		// The timeout is part of the set's name: a set never changes.
-		if _, ok := applied.affinity[name]; !ok {
-			timeout := time.Duration(desired.affinity[name]) * time.Second
-			tx.Add(&knftables.Set{Name: name, Type: "ipv4_addr",
-				Flags: []knftables.SetFlag{knftables.DynamicFlag, knftables.TimeoutFlag}, Timeout: &timeout})
-		}
-	}
-
-	chains := slices.Sorted(maps.Keys(desired.chains))
-	// Every new chain exists before any rule may jump to it.
-	for _, name := range chains {
-		if _, ok := applied.chains[name]; !ok {
-			tx.Add(nftChain(name))
-		}
-	}
-	for _, name := range chains {
-		old, existed := applied.chains[name]
-		if existed && applied.rulesKnown && slices.Equal(old, desired.chains[name]) {
-			continue
-		}
-		if existed {
-			tx.Flush(&knftables.Chain{Name: name})
-		}
-		for _, r := range desired.chains[name] {
-			tx.Add(&knftables.Rule{Chain: name, Rule: r})
-		}
-	}
-
-	// Elements: deletions first (a changed value is deleted and re-added).
-	sets := slices.Sorted(maps.Keys(desired.elements))
-	for _, set := range slices.Sorted(maps.Keys(applied.elements)) {
-		for _, key := range slices.Sorted(maps.Keys(applied.elements[set])) {
-			if v, ok := desired.elements[set][key]; !ok || v != applied.elements[set][key] {
-				if _, keep := desired.elements[set]; keep {
-					tx.Delete(nftElement(set, key, ""))
-				}
-			}
-		}
-	}
-	for _, set := range sets {
-		for _, key := range slices.Sorted(maps.Keys(desired.elements[set])) {
-			v := desired.elements[set][key]
-			if old, ok := applied.elements[set][key]; !ok || old != v {
-				tx.Add(nftElement(set, key, v))
-			}
-		}
-	}
-
-	// Stale chains: flush them all before deleting any, since one may jump
-	// to another.
-	var stale []string
-	for _, name := range slices.Sorted(maps.Keys(applied.chains)) {
-		if _, ok := desired.chains[name]; !ok {
-			stale = append(stale, name)
-			tx.Flush(&knftables.Chain{Name: name})
-		}
-	}
-	for _, name := range stale {
-		tx.Delete(&knftables.Chain{Name: name})
-	}
-	for _, name := range slices.Sorted(maps.Keys(applied.affinity)) {
-		if _, ok := desired.affinity[name]; !ok {
-			tx.Delete(&knftables.Set{Name: name})
-		}
-	}
-	for _, set := range slices.Sorted(maps.Keys(applied.elements)) {
-		if _, ok := desired.elements[set]; !ok && set == setNodePortAddresses {
-			tx.Delete(&knftables.Set{Name: set})
-		}
-	}
+// nftKernel is how the nftables backend reaches the kernel: run a list of
+// operations as one atomic transaction, and read back what the table
+// holds. The real one speaks netlink (nft_netlink.go); tests use
+// knftablesKernel over a knftables Fake.
+type nftKernel interface {
+	Run(ctx context.Context, ops []nftOp) error
+	List(ctx context.Context) (*nftState, error)
 }
 
-func nftChain(name string) *knftables.Chain {
-	c := &knftables.Chain{Name: name}
-	if b, ok := nftBaseChains[name]; ok {
-		c.Type, c.Hook, c.Priority = &b.typ, &b.hook, &b.priority
-	}
-	return c
-}
-
-// nftElement is a set element (value "") or map element from our key form.
-func nftElement(set, key, value string) *knftables.Element {
-	e := &knftables.Element{Key: strings.Split(key, " . ")}
-	if _, isMap := nftMaps[set]; isMap {
-		e.Map = set
-		if value != "" {
-			e.Value = []string{value}
-		}
-	} else {
-		e.Set = set
-	}
-	return e
-}
-
-// nftBackend applies renderNFT's states with knftables (the `nft` binary).
+// nftBackend applies renderNFT's states.
 type nftBackend struct {
 	cfg     Config
-	nft     knftables.Interface
+	kernel  nftKernel
 	applied *nftState // nil: unknown, read the kernel first
+	// prev is the Model applied is the rendering of.
+	prev *Model
 }
 
 func newNFTBackend(cfg Config) (*nftBackend, error) {
-	nft, err := knftables.New(nftFamily, nftTable)
+	k, err := newNetlinkKernel()
 	if err != nil {
 		return nil, fmt.Errorf("nftables table %s: %w", nftTable, err)
 	}
-	return &nftBackend{cfg: cfg, nft: nft}, nil
+	return &nftBackend{cfg: cfg, kernel: k}, nil
 }
 
 // Sync makes the table match m. full re-reads the kernel's table first
-// and rewrites every chain.
+// and rewrites every chain. Otherwise only the service ports that changed
+// since the last sync are rendered and diffed: the cost of a change does
+// not grow with the number of Services.
 func (b *nftBackend) Sync(ctx context.Context, m *Model, full bool) (SyncResult, error) {
+	if !full && b.applied != nil && b.prev != nil && b.prev.ClusterCIDR == m.ClusterCIDR {
+		return b.syncChanged(ctx, m)
+	}
 	desired := renderNFT(m, b.cfg)
 	applied := b.applied
 	if full || applied == nil {
 		var err error
-		if applied, err = listNFT(ctx, b.nft); err != nil {
+		if applied, err = b.kernel.List(ctx); err != nil {
 			b.applied = nil
 			return SyncResult{}, err
 		}
 	}
-	tx := b.nft.NewTransaction()
-	nftTransaction(tx, desired, applied)
-	res := SyncResult{Full: full || b.applied == nil, Operations: tx.NumOperations()}
+	return b.run(ctx, desired, nftPlan(desired, applied), m, full || b.applied == nil)
+}
+
+func (b *nftBackend) run(ctx context.Context, desired *nftState, ops []nftOp, m *Model, full bool) (SyncResult, error) {
+	res := SyncResult{Full: full, Operations: len(ops)}
 	res.Chains, res.Rules, res.Elements = desired.counts()
-	if tx.NumOperations() > 0 {
-		if err := b.nft.Run(ctx, tx); err != nil {
-			b.applied = nil
+	if len(ops) > 0 {
+		if err := b.kernel.Run(ctx, ops); err != nil {
+			b.applied, b.prev = nil, nil
 			return res, fmt.Errorf("nftables table %s: %w", nftTable, err)
 		}
 	}
-	b.applied = desired
+	b.applied, b.prev = desired, m
 	return res, nil
 }
 
-// listNFT reads what the kernel's table holds: names of chains and sets,
-// elements of our maps. Rules are not read (rulesKnown false).
+// syncChanged renders the ports that differ from the previous Model,
+// updates the applied state in place to the desired one, and plans over
+// what those ports touch only.
+func (b *nftBackend) syncChanged(ctx context.Context, m *Model) (SyncResult, error) {
+	var olds, news []*nftState
+	changedPorts(b.prev, m, func(old, cur *ServicePort) {
+		if old != nil {
+			olds = append(olds, renderNFTPortFragment(old, b.prev))
+		}
+		if cur != nil {
+			news = append(news, renderNFTPortFragment(cur, m))
+		}
+	})
+	touched := newNFTState()
+	for _, f := range append(olds, news...) {
+		touched.merge(f)
+	}
+	before := b.applied.restrict(touched)
+	for _, f := range olds {
+		b.applied.unmerge(f)
+	}
+	for _, f := range news {
+		b.applied.merge(f)
+	}
+	return b.run(ctx, b.applied, nftPlan(b.applied.restrict(touched), before), m, false)
+}
+
+// restrict is the part of s that touched names: its chains, affinity sets
+// and element keys (every set is kept, with only those keys).
+func (s *nftState) restrict(touched *nftState) *nftState {
+	r := newNFTState()
+	r.tableExists, r.rulesKnown = s.tableExists, s.rulesKnown
+	for c := range touched.chains {
+		if rules, ok := s.chains[c]; ok {
+			r.chains[c] = rules
+		}
+	}
+	for set, elems := range s.elements {
+		r.elements[set] = map[string]string{}
+		for k := range touched.elements[set] {
+			if v, ok := elems[k]; ok {
+				r.elements[set][k] = v
+			}
+		}
+	}
+	for a := range touched.affinity {
+		if t, ok := s.affinity[a]; ok {
+			r.affinity[a] = t
+		}
+	}
+	return r
+}
+
+// changedPorts calls f for every port added (old nil), removed (cur nil)
+// or changed between two Models, whose Ports are sorted by key.
+func changedPorts(prev, m *Model, f func(old, cur *ServicePort)) {
+	i, j := 0, 0
+	for i < len(prev.Ports) || j < len(m.Ports) {
+		switch {
+		case j == len(m.Ports) || (i < len(prev.Ports) && comparePortKeys(prev.Ports[i].Key, m.Ports[j].Key) < 0):
+			f(&prev.Ports[i], nil)
+			i++
+		case i == len(prev.Ports) || comparePortKeys(prev.Ports[i].Key, m.Ports[j].Key) > 0:
+			f(nil, &m.Ports[j])
+			j++
+		default:
+			if !prev.Ports[i].equal(&m.Ports[j]) {
+				f(&prev.Ports[i], &m.Ports[j])
+			}
+			i++
+			j++
+		}
+	}
+}
+
+// knftablesKernel runs operations through a knftables Interface (the
+// `nft` binary, or a Fake in tests).
+type knftablesKernel struct{ nft knftables.Interface }
+
+func (k knftablesKernel) Run(ctx context.Context, ops []nftOp) error {
+	tx := k.nft.NewTransaction()
+	nftWriteText(tx, ops)
+	return k.nft.Run(ctx, tx)
+}
+
+func (k knftablesKernel) List(ctx context.Context) (*nftState, error) { return listNFT(ctx, k.nft) }
+
+// listNFT reads what a knftables table holds: names of chains and sets,
+// elements of our fixed sets and maps. Rules are not read (rulesKnown
+// false).
 func listNFT(ctx context.Context, nft knftables.Interface) (*nftState, error) {
 	s := newNFTState()
 	s.rulesKnown = false
@@ -187,7 +177,7 @@ func listNFT(ctx context.Context, nft knftables.Interface) (*nftState, error) {
 			return nil, fmt.Errorf("nftables table %s: list %ss: %w", nftTable, kind, err)
 		}
 		for _, name := range names {
-			if kind == "set" && name != setNodePortAddresses {
+			if nftSetSpecs[name] == nil {
 				s.affinity[name] = 0 // the timeout is in the name
 				continue
 			}

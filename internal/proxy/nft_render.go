@@ -37,6 +37,11 @@ const (
 	mapNoEndpointServices  = "no-endpoint-services"
 	mapNoEndpointNodePorts = "no-endpoint-nodeports"
 	setNodePortAddresses   = "nodeport-addresses"
+	// setHairpin holds "ep . ep" for every endpoint address: a DNATed
+	// packet whose source is its new destination is a pod reaching its own
+	// Service and landing on itself, which must be masqueraded (one set
+	// lookup at postrouting instead of a rule per endpoint).
+	setHairpin = "hairpin-endpoints"
 
 	ipProtoPortType = "ipv4_addr . inet_proto . inet_service : verdict"
 	protoPortType   = "inet_proto . inet_service : verdict"
@@ -68,14 +73,6 @@ var nftBaseChains = map[string]nftBaseChain{
 	chainFilterOutput:     {knftables.FilterType, knftables.OutputHook, filterPriority},
 }
 
-// nftMaps are the fixed maps with their types.
-var nftMaps = map[string]string{
-	mapServiceIPs:          ipProtoPortType,
-	mapServiceNodePorts:    protoPortType,
-	mapNoEndpointServices:  ipProtoPortType,
-	mapNoEndpointNodePorts: protoPortType,
-}
-
 // nftState is a table's content as the proxy sees it: chains with their
 // rules, map and set elements, and the affinity sets.
 type nftState struct {
@@ -90,11 +87,16 @@ type nftState struct {
 	elements map[string]map[string]string
 	// affinity is affinity set name → timeout in seconds.
 	affinity map[string]int32
+	// unreadable names sets listed from the kernel whose elements were
+	// not read back (interval sets): they are flushed and refilled.
+	unreadable map[string]bool
+	// refs counts the ports sharing each hairpin element.
+	refs map[string]int
 }
 
 func newNFTState() *nftState {
 	return &nftState{tableExists: true, rulesKnown: true, chains: map[string][]string{},
-		elements: map[string]map[string]string{}, affinity: map[string]int32{}}
+		elements: map[string]map[string]string{}, affinity: map[string]int32{}, unreadable: map[string]bool{}, refs: map[string]int{}}
 }
 
 // Counts of what a state holds, for metrics.
@@ -123,7 +125,7 @@ func (s *nftState) element(set, key, value string) {
 func renderNFT(m *Model, cfg Config) *nftState {
 	cfg = cfg.withDefaults()
 	s := newNFTState()
-	for name := range nftMaps {
+	for _, name := range []string{mapServiceIPs, mapServiceNodePorts, mapNoEndpointServices, mapNoEndpointNodePorts, setHairpin} {
 		s.elements[name] = map[string]string{}
 	}
 	mark := fmt.Sprintf("0x%x", cfg.masqMark())
@@ -140,6 +142,7 @@ func renderNFT(m *Model, cfg Config) *nftState {
 		s.add(c, "ct state new jump "+chainNoEndpoints)
 	}
 	s.add(chainMasquerade,
+		"ct status dnat ip saddr . ip daddr @"+setHairpin+" jump "+chainMarkMasq,
 		"meta mark & "+mark+" == 0 return",
 		"meta mark set meta mark ^ "+mark,
 		"masquerade fully-random")
@@ -168,9 +171,59 @@ func renderNFT(m *Model, cfg Config) *nftState {
 		nodePortMatch+" meta l4proto . th dport vmap @"+mapNoEndpointNodePorts)
 
 	for i := range m.Ports {
-		renderNFTPort(s, &m.Ports[i], m)
+		s.merge(renderNFTPortFragment(&m.Ports[i], m))
 	}
 	return s
+}
+
+// renderNFTPortFragment is one service port's share of the table: its
+// chains, its dispatch and hairpin elements, its affinity sets.
+func renderNFTPortFragment(sp *ServicePort, m *Model) *nftState {
+	f := &nftState{chains: map[string][]string{}, elements: map[string]map[string]string{}, affinity: map[string]int32{}}
+	renderNFTPort(f, sp, m)
+	return f
+}
+
+// merge adds a port's fragment to a whole state. Hairpin elements are
+// shared by every port with that endpoint, so they are counted.
+func (s *nftState) merge(f *nftState) {
+	for c, r := range f.chains {
+		s.chains[c] = r
+	}
+	for set, elems := range f.elements {
+		for k, v := range elems {
+			s.element(set, k, v)
+			if set == setHairpin {
+				s.refs[k]++
+			}
+		}
+	}
+	for a, t := range f.affinity {
+		s.affinity[a] = t
+	}
+}
+
+// unmerge takes a fragment merge added out again.
+func (s *nftState) unmerge(f *nftState) {
+	for c := range f.chains {
+		delete(s.chains, c)
+	}
+	for set, elems := range f.elements {
+		for k, v := range elems {
+			if set == setHairpin {
+				if s.refs[k]--; s.refs[k] > 0 {
+					continue
+				}
+				delete(s.refs, k)
+			}
+			if s.elements[set][k] == v { // another port may have taken the key over
+				delete(s.elements[set], k)
+			}
+		}
+	}
+	for a := range f.affinity {
+		delete(s.affinity, a)
+	}
 }
 
 func ipKey(ip fmt.Stringer, proto string, port uint16) string {
@@ -204,6 +257,9 @@ func renderNFTPort(s *nftState, sp *ServicePort, m *Model) {
 		// the external chain already.
 		clusterMasq = "ip daddr " + sp.ClusterIP.String() + " ip saddr != " + m.ClusterCIDR.String() + " jump " + chainMarkMasq
 	}
+	// Without affinity an endpoint needs no chain of its own: the service
+	// chain DNATs itself (hairpin is the postrouting set's business). With affinity each endpoint keeps a
+	// chain that records the client in its affinity set.
 	seen := map[netip.AddrPort]bool{}
 	var used []Endpoint
 	dispatch := func(chain string, eps []Endpoint) {
@@ -216,10 +272,15 @@ func renderNFTPort(s *nftState, sp *ServicePort, m *Model) {
 			s.add(chain, "drop")
 			return
 		}
-		if sp.AffinitySeconds > 0 {
-			for _, ep := range eps {
-				s.add(chain, "ip saddr @"+nftAffinitySet(k, ep.Addr, sp.AffinitySeconds)+" goto "+nftEndpointChain(k, ep.Addr))
-			}
+		for _, ep := range eps {
+			s.element(setHairpin, ep.Addr.Addr().String()+" . "+ep.Addr.Addr().String(), "")
+		}
+		if sp.AffinitySeconds == 0 {
+			s.add(chain, nftDNATRules(proto, eps)...)
+			return
+		}
+		for _, ep := range eps {
+			s.add(chain, "ip saddr @"+nftAffinitySet(k, ep.Addr, sp.AffinitySeconds)+" goto "+nftEndpointChain(k, ep.Addr))
 		}
 		if len(eps) == 1 {
 			s.add(chain, "goto "+nftEndpointChain(k, eps[0].Addr))
@@ -273,16 +334,29 @@ func renderNFTPort(s *nftState, sp *ServicePort, m *Model) {
 		}
 	}
 
+	// Only affinity services have endpoint chains.
 	for _, ep := range used {
 		chain := nftEndpointChain(k, ep.Addr)
-		// Hairpin: a pod reaching its own Service and landing on itself
-		// must see the reply come from the ClusterIP, so it goes via us.
-		s.add(chain, "ip saddr "+ep.Addr.Addr().String()+" jump "+chainMarkMasq)
-		if sp.AffinitySeconds > 0 {
-			set := nftAffinitySet(k, ep.Addr, sp.AffinitySeconds)
-			s.affinity[set] = sp.AffinitySeconds
-			s.add(chain, "update @"+set+" { ip saddr }")
-		}
-		s.add(chain, "meta l4proto "+proto+" dnat to "+ep.Addr.String())
+		set := nftAffinitySet(k, ep.Addr, sp.AffinitySeconds)
+		s.affinity[set] = sp.AffinitySeconds
+		s.add(chain, "update @"+set+" { ip saddr }")
+		s.add(chain, nftDNATRules(proto, []Endpoint{ep})...)
 	}
+}
+
+// nftDNATRules pick one of eps with probability 1/n each and DNAT to it,
+// the way iptables' statistic cascade does: rule i matches 1/(n-i) of
+// what reaches it (the last one all of it). No set per service: the
+// kernel looks sets up by walking a list, so 10,000 per-service maps made
+// every transaction at that scale slow (README.md).
+func nftDNATRules(proto string, eps []Endpoint) []string {
+	rules := make([]string, len(eps))
+	for i, ep := range eps {
+		var match string
+		if left := len(eps) - i; left > 1 {
+			match = "numgen random mod " + strconv.Itoa(left) + " == 0 "
+		}
+		rules[i] = match + "meta l4proto " + proto + " dnat to " + ep.Addr.String()
+	}
+	return rules
 }

@@ -140,6 +140,27 @@ func (tr *nftTracer) rule(rule string, s traceState) []traceState {
 	for i := 0; i < len(tok); {
 		rest := strings.Join(tok[i:], " ")
 		switch {
+		case strings.HasPrefix(rest, "ip saddr . ip daddr @"):
+			set := tr.table.Sets[strings.TrimPrefix(tok[i+5], "@")]
+			if set == nil {
+				tr.t.Fatalf("trace: no set %q", tok[i+5])
+			}
+			found := false
+			for _, e := range set.Elements {
+				found = found || slices.Equal(e.Key, []string{p.src.String(), p.dst.String()})
+			}
+			if !found {
+				return []traceState{s}
+			}
+			i += 6
+		case strings.HasPrefix(rest, "ct status dnat"):
+			if s.end.endpoint == "" {
+				return []traceState{s}
+			}
+			i += 3
+		case strings.HasPrefix(rest, "numgen random mod ") && tok[i+4] == "==":
+			// A coin: both sides happen.
+			return append([]traceState{s}, tr.rule(strings.Join(tok[i+6:], " "), s)...)
 		case strings.HasPrefix(rest, "ip daddr . meta l4proto . th dport vmap @"):
 			key := p.dst.String() + " . " + p.proto + " . " + strconv.Itoa(int(p.dport))
 			return tr.lookup(strings.TrimPrefix(tok[i+9], "@"), key, s)
