@@ -41,6 +41,7 @@ func newAgentCommand() *cobra.Command {
 	f.StringVar(&cfg.ClusterDomain, "cluster-domain", "cluster.local", "the cluster's DNS domain")
 	f.StringVar(&cfg.ResolvConf, "resolv-conf", "/etc/resolv.conf", "resolver configuration for pods with dnsPolicy Default")
 	f.DurationVar(&cfg.LeaseDuration, "node-lease-duration", 40*time.Second, "duration of the node's heartbeat Lease")
+	f.StringVar(&cfg.CgroupParent, "cgroup-parent", "", "cgroup under which the node's containers get theirs (default /kite/<node-name>)")
 	f.IntVar(&cfg.Port, "port", agent.DefaultPort, "HTTPS port of the agent's log, exec, attach and port-forward server on --node-ip (negative: none)")
 	f.StringVar(&cfg.ProxyMode, "proxy-mode", "nftables", "how the node's Service proxy programs the kernel: nftables, iptables or none (needs --manage-network)")
 	return cmd

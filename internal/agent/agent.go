@@ -99,7 +99,7 @@ func (a *Agent) podDefaults() error {
 	c := &a.cfg
 	if c.Runtime == nil {
 		rt, err := runtime.New(runtime.Config{Root: filepath.Join(c.StateDir, "runtime"), RunDir: c.RunDir,
-			CgroupParent: "/kite/" + c.NodeName})
+			CgroupParent: c.CgroupParent})
 		if err != nil {
 			return err
 		}

@@ -59,6 +59,11 @@ type Config struct {
 	// negative: no server, for tests).
 	Port int
 
+	// CgroupParent is the cgroup (in every hierarchy) under which the
+	// node's containers get theirs (default /kite/<node-name>); the lab
+	// makes it unique per cluster, as several labs may share node names.
+	CgroupParent string
+
 	// RunDir holds the pods' state that does not outlive a reboot: pinned
 	// namespaces and runc's state (default /run/kite).
 	RunDir string
@@ -118,6 +123,9 @@ func (c *Config) Defaults() {
 	}
 	if c.ProxyMode == "" {
 		c.ProxyMode = proxy.ModeNFTables
+	}
+	if c.CgroupParent == "" {
+		c.CgroupParent = "/kite/" + c.NodeName
 	}
 	if c.Port == 0 {
 		c.Port = DefaultPort

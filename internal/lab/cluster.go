@@ -79,6 +79,22 @@ type Node struct {
 	ControlPlane bool   `json:"controlPlane,omitempty"`
 }
 
+// cgroupTop is the cgroup under which every lab keeps its containers'.
+const cgroupTop = "/kite"
+
+// cgroupRoot is this cluster's cgroup, /kite/<name>-<hash of the state
+// dir>: labs with the same name (and so the same node names) in other
+// state directories, such as parallel tests, never share one, so `kite
+// down` of one cannot touch another's containers.
+func (cl *Cluster) cgroupRoot() string {
+	h := fnv.New32a()
+	h.Write([]byte(cl.StateDir))
+	return fmt.Sprintf("%s/%s-%08x", cgroupTop, cl.Name, h.Sum32())
+}
+
+// cgroupParent is the cgroup of node's containers.
+func (cl *Cluster) cgroupParent(node string) string { return cl.cgroupRoot() + "/" + node }
+
 // newCluster derives every name and address from a defaulted, validated
 // Config with its Underlay chosen. Pure.
 func newCluster(c Config) (*Cluster, error) {

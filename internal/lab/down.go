@@ -179,10 +179,8 @@ func removeCgroups(cl *Cluster) error {
 		if m.FSType != "cgroup" && m.FSType != "cgroup2" {
 			continue
 		}
-		for _, n := range cl.Nodes {
-			errs = append(errs, removeCgroupTree(filepath.Join(m.Point, "kite", n.Name)))
-		}
-		_ = os.Remove(filepath.Join(m.Point, "kite"))
+		errs = append(errs, removeCgroupTree(filepath.Join(m.Point, cl.cgroupRoot())))
+		_ = os.Remove(filepath.Join(m.Point, cgroupTop))
 	}
 	return errors.Join(errs...)
 }

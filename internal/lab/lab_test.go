@@ -136,18 +136,52 @@ type hostState struct {
 type labScope struct {
 	names     map[string]bool // node namespaces and links
 	stateDirs []string
+	cgroups   []string // glob patterns of the clusters' cgroups
+	// Other test packages run labs with the same names at the same time,
+	// each in network namespaces of its own: a process is this test's only
+	// in this test's own network namespace or in one of its nodes'.
+	ownNet nsID
+	nets   map[nsID]bool
 }
 
 func newLabScope(clusters map[string]int, stateDirs ...string) labScope {
-	s := labScope{names: map[string]bool{}, stateDirs: stateDirs}
+	s := labScope{names: map[string]bool{}, stateDirs: stateDirs, nets: map[nsID]bool{}}
+	s.ownNet, _ = nsOf("/proc/self/ns/net")
 	for name, nodes := range clusters {
 		s.names[bridgePrefix+name] = true
+		s.names[name+"-lb"] = true
+		s.names[vethName(name, lbVethIndex)] = true
 		for i := range nodes {
 			s.names[nodeName(name, i)] = true
 			s.names[vethName(name, i)] = true
 		}
+		// The cluster's state dir is given, or its parent.
+		for _, d := range stateDirs {
+			for _, sd := range []string{d, filepath.Join(d, name)} {
+				s.cgroups = append(s.cgroups, "/sys/fs/cgroup/*"+(&Cluster{Name: name, StateDir: sd}).cgroupRoot())
+			}
+		}
 	}
 	return s
+}
+
+// adopt records the network namespaces of a running cluster's nodes.
+func (s labScope) adopt(cl *Cluster) {
+	for _, n := range cl.netNamespaces() {
+		if id, ok := nsOf(cl.netnsPin(n.Name)); ok && isNSFS(cl.netnsPin(n.Name)) {
+			s.nets[id] = true
+		}
+	}
+}
+
+// ownsProcess: the process runs in this test's namespaces and belongs to
+// its clusters.
+func (s labScope) ownsProcess(pid int, text string) bool {
+	id, ok := nsOf(fmt.Sprintf("/proc/%d/ns/net", pid))
+	if !ok || (id != s.ownNet && !s.nets[id]) {
+		return false
+	}
+	return s.mentions(text) || s.nets[id]
 }
 
 func (s labScope) mentions(text string) bool {
@@ -202,12 +236,12 @@ func snapshot(t *testing.T, scope labScope) hostState {
 		}
 		cmdline, _ := os.ReadFile("/proc/" + p.Name() + "/cmdline")
 		text := " " + strings.ReplaceAll(string(cmdline), "\x00", " ") + " "
-		if st, _, _, err := procStat(pid); err == nil && st != 'Z' && scope.mentions(text) {
+		if st, _, _, err := procStat(pid); err == nil && st != 'Z' && scope.ownsProcess(pid, text) {
 			s.Procs = append(s.Procs, text)
 		}
 	}
-	for n := range scope.names {
-		matches, _ := filepath.Glob("/sys/fs/cgroup/*/kite/" + n)
+	for _, pattern := range scope.cgroups {
+		matches, _ := filepath.Glob(pattern)
 		s.Cgroups = append(s.Cgroups, matches...)
 	}
 	for _, l := range [][]string{s.Netns, s.Links, s.Mounts, s.NFT, s.Procs, s.Cgroups} {
@@ -272,6 +306,9 @@ func TestLab(t *testing.T) {
 		}
 	}
 	cl, err := loadCluster(cfg.StateDir)
+	if err == nil {
+		scope.adopt(cl)
+	}
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -486,8 +523,14 @@ func TestLab(t *testing.T) {
 		}
 
 		// Cluster two's own before/after: down leaves none of it.
-		twoBefore := snapshot(t, newLabScope(map[string]int{"two": 1}, two.StateDir))
-		if len(twoBefore.Links) != 2 || len(twoBefore.Netns) != 1 || len(twoBefore.Procs) < 3 {
+		twoScope := newLabScope(map[string]int{"two": 1}, two.StateDir)
+		if cl2, err := loadCluster(two.StateDir); err == nil {
+			twoScope.adopt(cl2)
+		}
+		twoBefore := snapshot(t, twoScope)
+		// The bridge and the veths of the node and of kite lb; the node's
+		// and kite lb's namespaces; supervisor, server, agent, lb and more.
+		if len(twoBefore.Links) != 3 || len(twoBefore.Netns) != 2 || len(twoBefore.Procs) < 4 {
 			t.Errorf("cluster two seen on the host: %+v", twoBefore)
 		}
 		// A crash: the supervisor dies, its children run on unsupervised.

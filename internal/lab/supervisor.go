@@ -135,7 +135,8 @@ func agentChild(cl *Cluster, n Node) child {
 		"--node-name", n.Name,
 		"--node-ip", n.IP,
 		"--state-dir", agentStateDir,
-		"--cluster-cidr", cl.PodCIDR}
+		"--cluster-cidr", cl.PodCIDR,
+		"--cgroup-parent", cl.cgroupParent(n.Name)}
 	if cl.PodNetwork != "" {
 		args = append(args, "--pod-network", cl.PodNetwork)
 	}

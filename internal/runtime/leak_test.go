@@ -28,6 +28,10 @@ func snapshot(t *testing.T, rt *Runtime) hostState {
 	}
 	s.Mounts = mps
 	slices.Sort(s.Mounts)
+	// Other test packages run at the same time, each in namespaces of its
+	// own (MainInNetns), some with runtimes and shims of their own: only
+	// shims in this test's network namespace are this runtime's.
+	ownNet, _ := os.Readlink("/proc/self/ns/net")
 	procs, _ := filepath.Glob("/proc/[0-9]*")
 	for _, p := range procs {
 		cmdline, err := os.ReadFile(filepath.Join(p, "cmdline"))
@@ -36,7 +40,8 @@ func snapshot(t *testing.T, rt *Runtime) hostState {
 		}
 		args := strings.Split(strings.TrimRight(string(cmdline), "\x00"), "\x00")
 		cg, _ := os.ReadFile(filepath.Join(p, "cgroup"))
-		if args[0] == shimArgv0 || strings.Contains(string(cg), rt.cfg.CgroupParent+"/") {
+		netns, _ := os.Readlink(filepath.Join(p, "ns", "net"))
+		if (args[0] == shimArgv0 && netns == ownNet) || strings.Contains(string(cg), rt.cfg.CgroupParent+"/") {
 			s.Processes = append(s.Processes, fmt.Sprintf("%s %q", filepath.Base(p), args))
 		}
 	}
