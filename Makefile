@@ -14,7 +14,7 @@ LDFLAGS := -s -w \
 	-X k8s.io/component-base/version.gitMajor=1 \
 	-X k8s.io/component-base/version.gitMinor=37
 
-.PHONY: build test deps bench run unit e2e clean
+.PHONY: build test deps bench run unit e2e clean docs
 
 build:
 	CGO_ENABLED=0 $(GO) build -ldflags "$(LDFLAGS)" -o $(BIN) ./cmd/kite
@@ -35,6 +35,13 @@ test: deps build
 
 bench: build
 	hack/netns.sh $(GO) test -run XXX -bench . -benchtime 1x -timeout 20m ./bench/...
+
+# docs/walkthrough.md from a real run of the walkthrough test: its
+# transcript (every command and output) filled into docs/walkthrough.md.tmpl.
+docs: build
+	hack/netns.sh env KITE_WALKTHROUGH_TRANSCRIPT=$(CURDIR)/docs/.transcript.json $(GO) test -count=1 -run 'TestWalkthrough$$' ./test/e2e/
+	$(GO) run ./hack/gendocs -template docs/walkthrough.md.tmpl -transcript docs/.transcript.json -out docs/walkthrough.md
+	rm -f docs/.transcript.json
 
 # A lab cluster inside a private network namespace of its own: the shell
 # that opens has KUBECONFIG set; leaving it tears everything down.

@@ -67,6 +67,9 @@ type kubectl struct {
 	env  []string // KUBECONFIG and a private HOME (discovery cache)
 	ns   string
 	home string
+	// record, when set, is told every command run() ran and its output
+	// (the walkthrough's transcript for docs/walkthrough.md).
+	record func(cmd, out string)
 }
 
 func newKubectl(t *testing.T, v kubectlVersion, s *server, ns string) *kubectl {
@@ -121,7 +124,23 @@ func (k *kubectl) run(t *testing.T, args ...string) string {
 		// Warnings (version skew, deprecations) are shown under -v.
 		t.Logf("kubectl %s: stderr:\n%s", strings.Join(args, " "), r.stderr)
 	}
+	if k.record != nil {
+		k.record("kubectl "+shellJoin(args), r.stdout)
+	}
 	return r.stdout
+}
+
+// shellJoin quotes arguments for display as a shell command.
+func shellJoin(args []string) string {
+	out := make([]string, len(args))
+	for i, a := range args {
+		if a == "" || strings.ContainsAny(a, " \t\n'\"$`\\|&;<>(){}*?[]#~=!") && !regexp.MustCompile(`^--?[a-zA-Z-]+=[^ '"$`+"`"+`\\|&;<>(){}*?\[\]#~!]*$`).MatchString(a) {
+			out[i] = "'" + strings.ReplaceAll(a, "'", `'\''`) + "'"
+		} else {
+			out[i] = a
+		}
+	}
+	return strings.Join(out, " ")
 }
 
 // fail runs kubectl, expects it to fail, and returns its stderr.

@@ -20,6 +20,8 @@ import (
 // lab is a running `kite up` cluster inside the test's namespace.
 type lab struct {
 	bin, state, home, kubeconfig string
+	// record, when set, is told every node shell command and its output.
+	record func(cmd, out string)
 }
 
 var netnsOnce sync.Once

@@ -521,5 +521,8 @@ func (l *lab) nodeShell(t *testing.T, node, script string) string {
 	if err != nil && ctx.Err() != nil {
 		t.Fatalf("node shell %s: %v", node, err)
 	}
+	if l.record != nil {
+		l.record(fmt.Sprintf("kite node shell %s -- %s", node, script), out)
+	}
 	return out
 }

@@ -11,14 +11,17 @@ package e2e
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"io"
 	"net/http"
 	"net/netip"
+	"os"
 	"os/exec"
 	"regexp"
 	"strconv"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 )
@@ -39,6 +42,15 @@ func TestWalkthrough(t *testing.T) {
 		t.Skip("kubectl 1.33 is not installed")
 	}
 	k := k33
+	tr := newTranscript()
+	k.record, l.record = tr.add, tr.add
+	if out := os.Getenv(envTranscript); out != "" {
+		t.Cleanup(func() {
+			if !t.Failed() {
+				tr.write(t, out)
+			}
+		})
+	}
 	var pods []string
 	podIP := map[string]string{}
 	podNode := map[string]string{}
@@ -56,6 +68,7 @@ func TestWalkthrough(t *testing.T) {
 	var clusterIP, nodePort, externalIP string
 
 	step := func(name string, fn func(t *testing.T)) {
+		tr.step(name)
 		if !t.Run(name, fn) {
 			t.FailNow() // later steps stand on earlier ones
 		}
@@ -366,6 +379,57 @@ func TestWalkthroughIPTables(t *testing.T) {
 		if !strings.HasPrefix(probs[i], w) || (w == "") != (probs[i] == "") {
 			t.Errorf("%s rule %d: probability %q, want %s…", svc, i+1, probs[i], w)
 		}
+	}
+}
+
+// envTranscript names the file TestWalkthrough writes its transcript to:
+// every step's commands and their output, from which `make docs` builds
+// docs/walkthrough.md (hack/gendocs).
+const envTranscript = "KITE_WALKTHROUGH_TRANSCRIPT"
+
+// transcript is what the walkthrough ran, step by step.
+type transcript struct {
+	mu    sync.Mutex
+	Steps []transcriptStep `json:"steps"`
+}
+
+type transcriptStep struct {
+	Name     string           `json:"name"`
+	Commands []transcriptLine `json:"commands"`
+}
+
+type transcriptLine struct {
+	Command string `json:"command"`
+	Output  string `json:"output"`
+}
+
+func newTranscript() *transcript { return &transcript{} }
+
+func (tr *transcript) step(name string) {
+	tr.mu.Lock()
+	defer tr.mu.Unlock()
+	tr.Steps = append(tr.Steps, transcriptStep{Name: name})
+}
+
+func (tr *transcript) add(cmd, out string) {
+	tr.mu.Lock()
+	defer tr.mu.Unlock()
+	if len(tr.Steps) == 0 {
+		tr.Steps = append(tr.Steps, transcriptStep{Name: "setup"})
+	}
+	s := &tr.Steps[len(tr.Steps)-1]
+	s.Commands = append(s.Commands, transcriptLine{Command: cmd, Output: out})
+}
+
+func (tr *transcript) write(t *testing.T, path string) {
+	tr.mu.Lock()
+	defer tr.mu.Unlock()
+	data, err := json.MarshalIndent(tr, "", "  ")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(path, append(data, '\n'), 0o644); err != nil {
+		t.Errorf("transcript: %v", err)
 	}
 }
 
