@@ -134,7 +134,7 @@ func (k *kubectl) run(t *testing.T, args ...string) string {
 func shellJoin(args []string) string {
 	out := make([]string, len(args))
 	for i, a := range args {
-		if a == "" || strings.ContainsAny(a, " \t\n'\"$`\\|&;<>(){}*?[]#~=!") && !regexp.MustCompile(`^--?[a-zA-Z-]+=[^ '"$`+"`"+`\\|&;<>(){}*?\[\]#~!]*$`).MatchString(a) {
+		if a == "" || strings.ContainsAny(a, " \t\n'\"$`\\|&;<>(){}*?[]#~!") && !regexp.MustCompile(`^--?[a-zA-Z-]+=[^ '"$`+"`"+`\\|&;<>(){}*?\[\]#~!]*$`).MatchString(a) {
 			out[i] = "'" + strings.ReplaceAll(a, "'", `'\''`) + "'"
 		} else {
 			out[i] = a

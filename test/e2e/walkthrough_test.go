@@ -115,6 +115,8 @@ func TestWalkthrough(t *testing.T) {
 			return nil
 		})
 		wantMatch(t, body, `"HOSTNAME":"`+pods[0]+`"`)
+		tr.add("kubectl port-forward "+pods[0]+" 8080:8080 &", "Forwarding from 127.0.0.1:8080 -> 8080\nForwarding from [::1]:8080 -> 8080")
+		tr.add("curl http://localhost:8080/env/api", body)
 	})
 	step("S3 a shell in the pod", func(t *testing.T) {
 		ctx, cancel := context.WithTimeout(context.Background(), kubectlTimeout)
@@ -123,6 +125,7 @@ func TestWalkthrough(t *testing.T) {
 		if err != nil {
 			t.Fatalf("exec -it ash: %v\n%s", err, out)
 		}
+		tr.add("kubectl exec -it "+pods[0]+" -- ash", terminalText(out))
 		wantMatch(t, out, `(?m)^`+pods[0]+`\r?$`, `(?m)^eth0\s`, `inet addr:`+regexp.QuoteMeta(podIP[pods[0]])+`\s`, `(?m)^lo\s`)
 	})
 	step("S4 wide listing", func(t *testing.T) {
@@ -190,6 +193,7 @@ func TestWalkthrough(t *testing.T) {
 		if err != nil || !strings.Contains(string(out), `"HOSTNAME":"`+pods[1]+`"`) {
 			t.Errorf("curl a pod from the host: %v %.200s", err, out)
 		}
+		tr.add("curl "+podIP[pods[1]]+":8080/env/api", string(out))
 	})
 	step("S9 the plugin config", func(t *testing.T) {
 		out := l.nodeShell(t, "kite-worker", "ls /etc/cni/net.d/ && cat /etc/cni/net.d/*.conflist")
@@ -380,6 +384,13 @@ func TestWalkthroughIPTables(t *testing.T) {
 			t.Errorf("%s rule %d: probability %q, want %s…", svc, i+1, probs[i], w)
 		}
 	}
+}
+
+// terminalText is a terminal session as text: no carriage returns or
+// escape sequences (ash asks the terminal for the cursor position).
+func terminalText(s string) string {
+	s = regexp.MustCompile(`\x1b\[[0-9;?]*[a-zA-Z]`).ReplaceAllString(s, "")
+	return strings.TrimLeft(strings.ReplaceAll(s, "\r", ""), "\n")
 }
 
 // envTranscript names the file TestWalkthrough writes its transcript to:
