@@ -23,7 +23,7 @@ type transcript struct {
 }
 
 // maxLines bounds one command's output in the guide.
-const maxLines = 24
+const maxLines = 100
 
 func main() {
 	tmplPath := flag.String("template", "docs/walkthrough.md.tmpl", "the guide's template")
