@@ -296,6 +296,12 @@ spec:
 		// nftables by default: one map lookup per packet for the ClusterIP.
 		out := l.nodeShell(t, "kite-worker", "nft list table ip kite-proxy")
 		wantMatch(t, out, regexp.QuoteMeta(clusterIP)+` \. tcp \. 80 `, `numgen random mod 10`)
+		// The Service's own chain: the random choice among its ten pods.
+		m := regexp.MustCompile(regexp.QuoteMeta(clusterIP) + ` \. tcp \. 80 : goto (\S+?),?\n`).FindStringSubmatch(out)
+		if m == nil {
+			t.Fatalf("no dispatch element for %s:80", clusterIP)
+		}
+		wantMatch(t, l.nodeShell(t, "kite-worker", "nft list chain ip kite-proxy "+m[1]), `numgen random mod 10`)
 	})
 	step("S17 ClusterIP in use", func(t *testing.T) {
 		seen := spread(l.nodeShell(t, "kite-control-plane", requestLoop(clusterIP, "curl -s -m 2", 40)))
