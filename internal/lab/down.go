@@ -203,11 +203,27 @@ func removeCgroupTree(dir string) error {
 			}
 		}
 	}
-	if err := unix.Rmdir(dir); err != nil && !errors.Is(err, unix.ENOENT) {
-		return fmt.Errorf("removing cgroup %s: %w", dir, err)
+	// A process just killed still holds its cgroup until it is reaped
+	// (by init, once its shim died with it): EBUSY for a moment.
+	deadline := time.Now().Add(cgroupBusyWait)
+	for {
+		err := unix.Rmdir(dir)
+		switch {
+		case err == nil || errors.Is(err, unix.ENOENT):
+			return nil
+		case errors.Is(err, unix.EBUSY) && time.Now().Before(deadline):
+			time.Sleep(cgroupBusyPoll)
+		default:
+			return fmt.Errorf("removing cgroup %s: %w", dir, err)
+		}
 	}
-	return nil
 }
+
+// How long removing a cgroup waits for its last processes to be reaped.
+const (
+	cgroupBusyWait = 5 * time.Second
+	cgroupBusyPoll = 20 * time.Millisecond
+)
 
 // purge removes the state directory and the parents `kite up` made for it.
 func purge(cl *Cluster) error {

@@ -178,8 +178,9 @@ func TestBadInput(t *testing.T) {
 	}
 
 	t.Run("nothing half-made is stored", func(t *testing.T) {
-		if got := admin.must(t, 200, "GET", cmsPath, "", "").names(t); !slices.Equal(got, []string{"good"}) {
-			t.Errorf("configmaps in %s: %q, want only good", badNS, got)
+		// kube-root-ca.crt is the root CA publisher's, in every namespace.
+		if got := admin.must(t, 200, "GET", cmsPath, "", "").names(t); !slices.Equal(got, []string{"good", "kube-root-ca.crt"}) {
+			t.Errorf("configmaps in %s: %q, want only good (and kube-root-ca.crt)", badNS, got)
 		}
 		if got := admin.must(t, 200, "GET", svcsPath, "", "").names(t); len(got) != 0 {
 			t.Errorf("services in %s: %q, want none", badNS, got)

@@ -221,7 +221,9 @@ func stepDelete(t *testing.T, sc *scenario) {
 	for _, what := range []string{`configmap "settings"`, `deployment.apps "applied"`, `service "applied"`} {
 		wantMatch(t, out, `(?m)^`+regexp.QuoteMeta(what)+` deleted`)
 	}
-	wantLines(t, sc.k.run(t, "get", "deployments,services,configmaps", "-o", "name"))
+	// Every namespace keeps the cluster CA's ConfigMap (the root CA
+	// publisher puts it back), as upstream.
+	wantLines(t, sc.k.run(t, "get", "deployments,services,configmaps", "-o", "name"), "configmap/kube-root-ca.crt")
 }
 
 // stepDeletePod: a pod on a node is deleted gracefully (marked, left for
