@@ -14,6 +14,7 @@ import (
 	"strconv"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/rest"
@@ -36,6 +37,8 @@ type Agent struct {
 	events record.EventBroadcaster
 	pods   *podManager
 	server *server // nil when Config.Port < 0
+	// metrics are served at the agent server's /metrics.
+	metrics *prometheus.Registry
 	// proxyDone reports the end of the Service proxy's Run.
 	proxyDone chan error
 }
@@ -51,7 +54,8 @@ func (a *Agent) startProxy(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("service proxy: cluster CIDR %q: %w", a.cfg.ClusterCIDR, err)
 	}
-	p, err := proxy.New(proxy.Config{NodeName: a.cfg.NodeName, NodeIPs: []netip.Addr{nodeIP}, ClusterCIDR: cidr, Mode: a.cfg.ProxyMode}, a.client)
+	p, err := proxy.New(proxy.Config{NodeName: a.cfg.NodeName, NodeIPs: []netip.Addr{nodeIP}, ClusterCIDR: cidr, Mode: a.cfg.ProxyMode,
+		Metrics: a.metrics}, a.client)
 	if err != nil {
 		return fmt.Errorf("service proxy: %w", err)
 	}
@@ -78,7 +82,7 @@ func New(cfg Config) (*Agent, error) {
 	if err != nil {
 		return nil, err
 	}
-	a := &Agent{cfg: cfg, client: client, info: readNodeInfo()}
+	a := &Agent{cfg: cfg, client: client, info: readNodeInfo(), metrics: prometheus.NewRegistry()}
 	if err := a.podDefaults(); err != nil {
 		return nil, err
 	}
@@ -86,7 +90,7 @@ func New(cfg Config) (*Agent, error) {
 	a.events, recorder = newRecorder(cfg.NodeName)
 	a.pods = newPodManager(a.cfg, client, a.cfg.Runtime, a.cfg.Images, a.cfg.Network, recorder, a.desiredNode(true).Status.Allocatable)
 	if cfg.Port > 0 {
-		if a.server, err = newServer(a.cfg, rc, a.pods); err != nil {
+		if a.server, err = newServer(a.cfg, rc, a.pods, a.metrics); err != nil {
 			return nil, err
 		}
 	}

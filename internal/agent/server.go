@@ -14,6 +14,8 @@ import (
 	"strconv"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -40,14 +42,15 @@ const DefaultPort = 10250
 // its state dir); the API server does not verify it, as upstream's does not
 // verify kubelets unless given --kubelet-certificate-authority.
 type server struct {
-	m   *podManager
-	tls *tls.Config
+	m       *podManager
+	tls     *tls.Config
+	metrics *prometheus.Registry
 }
 
 // newServer prepares the server's TLS: the agent's own serving pair in
 // StateDir/pki, and the cluster CA (from the agent's kubeconfig) for
 // clients.
-func newServer(cfg Config, rc *rest.Config, m *podManager) (*server, error) {
+func newServer(cfg Config, rc *rest.Config, m *podManager, metrics *prometheus.Registry) (*server, error) {
 	clientCAs, err := clusterCAPool(rc)
 	if err != nil {
 		return nil, err
@@ -65,7 +68,7 @@ func newServer(cfg Config, rc *rest.Config, m *podManager) (*server, error) {
 	if err != nil {
 		return nil, fmt.Errorf("agent serving certificate %s: %w", certFile, err)
 	}
-	return &server{m: m, tls: &tls.Config{
+	return &server{m: m, metrics: metrics, tls: &tls.Config{
 		Certificates: []tls.Certificate{pair},
 		ClientAuth:   tls.VerifyClientCertIfGiven,
 		ClientCAs:    clientCAs,
@@ -123,6 +126,9 @@ func (s *server) handler() http.Handler {
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) { w.Write([]byte("ok")) })
 	mux.HandleFunc("GET /pods", s.servePods)
+	// The node's metrics (the Service proxy's sync durations, programming
+	// latency, rule counts), as kubelet serves its own at /metrics.
+	mux.Handle("GET /metrics", promhttp.HandlerFor(s.metrics, promhttp.HandlerOpts{}))
 	mux.HandleFunc("GET /containerLogs/{namespace}/{pod}/{container}", s.serveLogs)
 	for _, m := range []string{"GET", "POST"} {
 		mux.HandleFunc(m+" /exec/{namespace}/{pod}/{container}", s.serveExec)

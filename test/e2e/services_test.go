@@ -106,6 +106,10 @@ func testServices(t *testing.T, mode string) {
 	t.Run("a pod turned unready stops getting requests", func(t *testing.T) { stepReadiness(t, l, k) })
 	t.Run("no request fails while the agent restarts", func(t *testing.T) { stepAgentRestart(t, l, clusterIP) })
 	t.Run("LoadBalancer through kite lb", func(t *testing.T) { stepLoadBalancer(t, l, k) })
+	t.Run("the proxy's metrics on the agent's /metrics", func(t *testing.T) {
+		out := k.run(t, "get", "--raw", "/api/v1/nodes/kite-worker/proxy/metrics")
+		wantMatch(t, out, `(?m)^kite_proxy_sync_duration_seconds_count(\{[^}]*\})? [1-9]`, `(?m)^kite_proxy_network_programming_duration_seconds_count`, `(?m)^kite_proxy_rules`)
+	})
 	if mode == "iptables" {
 		t.Run("iptables-save has the seed's layout", func(t *testing.T) {
 			out := l.nodeShell(t, "kite-worker", "iptables-save -t nat")
