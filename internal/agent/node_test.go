@@ -598,9 +598,13 @@ func (n *testNode) nodeState() map[string][]string {
 	} {
 		s[name], _ = filepath.Glob(glob)
 	}
+	// Only this test's shims: other test packages run their own at the
+	// same time, each in a network namespace of its own.
+	ownNet, _ := os.Readlink("/proc/self/ns/net")
 	procs, _ := filepath.Glob("/proc/[0-9]*/cmdline")
 	for _, p := range procs {
-		if cmd, err := os.ReadFile(p); err == nil && bytes.HasPrefix(cmd, []byte("kite-runtime-shim")) {
+		netns, _ := os.Readlink(filepath.Join(filepath.Dir(p), "ns", "net"))
+		if cmd, err := os.ReadFile(p); err == nil && bytes.HasPrefix(cmd, []byte("kite-runtime-shim")) && netns == ownNet {
 			s["shims"] = append(s["shims"], string(cmd))
 		}
 	}

@@ -129,10 +129,14 @@ func TestBackground(t *testing.T) {
 		pods := podNames(t, client, "kuard-7d4b9")
 		return rsGone(client, rs.Name) && len(pods) == 1 && pods["shared"] != nil
 	})
-	p, err := client.CoreV1().Pods("default").Get(ctx, "shared", metav1.GetOptions{})
-	if err != nil {
-		t.Fatal(err)
-	}
+	// The reference to the collected replica set is removed from the pod
+	// that has another owner (after the replica set is gone: wait for it).
+	var p *corev1.Pod
+	apitest.WaitFor(t, wait, "the shared pod owned by the config map only", func() bool {
+		var err error
+		p, err = client.CoreV1().Pods("default").Get(ctx, "shared", metav1.GetOptions{})
+		return err == nil && len(p.OwnerReferences) == 1
+	})
 	if len(p.OwnerReferences) != 1 || p.OwnerReferences[0].UID != cm.UID || p.UID != shared.UID {
 		t.Errorf("shared pod owners %+v, want only the config map", p.OwnerReferences)
 	}
