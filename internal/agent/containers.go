@@ -294,6 +294,7 @@ func (w *podWorker) containerConfig(ctx context.Context, pod *corev1.Pod, c *cor
 		LowerDirs: img.LowerDirs, Args: argv, Env: env, Cwd: cwd,
 		UID: user.UID, GID: user.GID, AdditionalGIDs: user.Groups,
 		Mounts: mounts, LogPath: w.m.logPath(pod, c.Name, attempt), Resources: containerResources(c),
+		Stdin: c.Stdin, StdinOnce: c.StdinOnce, TTY: c.TTY,
 	}, nil
 }
 

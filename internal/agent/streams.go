@@ -82,19 +82,7 @@ func (s *server) instances(ctx context.Context, pod *corev1.Pod, container strin
 	return list, nil
 }
 
-func hasContainer(pod *corev1.Pod, name string) bool {
-	for _, c := range pod.Spec.Containers {
-		if c.Name == name {
-			return true
-		}
-	}
-	for _, c := range pod.Spec.InitContainers {
-		if c.Name == name {
-			return true
-		}
-	}
-	return false
-}
+func hasContainer(pod *corev1.Pod, name string) bool { return podContainer(pod, name) != nil }
 
 // running finds the running instance of a container.
 func (s *server) running(ctx context.Context, namespace, name, container string) (*corev1.Pod, *runtime.ContainerStatus, *apierrors.StatusError) {
@@ -266,12 +254,10 @@ func (s *server) serveExec(w http.ResponseWriter, r *http.Request) {
 	s.serveCommand(w, r, pod, container, cmd, run, true)
 }
 
-// serveAttach is kubelet's /attach: the output of a container's main
-// process from now on, until it exits.
-//
-// kite's shim writes a container's output to its log only, so attach
-// follows the log; stdin is not forwarded to a running container (the
-// client is told so on stderr) and TTY containers are not supported.
+// serveAttach is kubelet's /attach: the container's main process from now
+// on, until it exits. A container with stdin or a TTY is attached through
+// its shim (input, output, window size); for others, which have nothing
+// to take input, attach follows the log.
 func (s *server) serveAttach(w http.ResponseWriter, r *http.Request) {
 	ns, name, container := r.PathValue("namespace"), r.PathValue("pod"), r.PathValue("container")
 	pod, inst, serr := s.running(r.Context(), ns, name, container)
@@ -280,16 +266,27 @@ func (s *server) serveAttach(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	id, logPath := inst.ID, inst.LogPath
-	run := func(ctx context.Context, in io.Reader, out, errw io.WriteCloser, tty bool, _ <-chan remotecommand.TerminalSize) error {
-		if in != nil && errw != nil {
-			fmt.Fprintln(errw, "kite: stdin is not forwarded to a running container; showing its output only")
-		}
+	interactive := false
+	if c := podContainer(pod, container); c != nil {
+		interactive = c.Stdin || c.TTY
+	}
+	run := func(ctx context.Context, in io.Reader, out, errw io.WriteCloser, tty bool, resize <-chan remotecommand.TerminalSize) error {
 		var o, e io.Writer
 		if out != nil {
 			o = out
 		}
 		if errw != nil {
 			e = errw
+		}
+		if interactive {
+			err := s.m.rt.Attach(ctx, id, runtime.AttachConfig{Stdin: in, Stdout: o, Stderr: e, TTY: tty, Resize: sizes(ctx, resize)})
+			if errors.Is(err, context.Canceled) {
+				return nil // the client went away
+			}
+			return err
+		}
+		if in != nil && e != nil {
+			fmt.Fprintln(e, "kite: the container does not take stdin (stdin: false); showing its output only")
 		}
 		if o == nil {
 			o = io.Discard
@@ -301,6 +298,19 @@ func (s *server) serveAttach(w http.ResponseWriter, r *http.Request) {
 		return writeLog(ctx, logPath, logOptions{follow: true, tail: 0}, o, e, isRunning)
 	}
 	s.serveCommand(w, r, pod, container, nil, run, false)
+}
+
+// podContainer returns the pod's container (or init container) of that
+// name, nil if there is none.
+func podContainer(pod *corev1.Pod, name string) *corev1.Container {
+	for _, list := range [][]corev1.Container{pod.Spec.Containers, pod.Spec.InitContainers} {
+		for i := range list {
+			if list[i].Name == name {
+				return &list[i]
+			}
+		}
+	}
+	return nil
 }
 
 // serveCommand speaks the client's protocol for exec or attach.

@@ -81,7 +81,8 @@ func (r *Runtime) CreateContainer(ctx context.Context, cfg ContainerConfig) (err
 	if err := writeJSONAtomic(filepath.Join(dir, fileSpec), spec); err != nil {
 		return fmt.Errorf("container %s: %w", cfg.ID, err)
 	}
-	shim := shimConfig{ID: cfg.ID, RuncPath: r.cfg.RuncPath, RuncRoot: r.cfg.RuncRoot, LogPath: rec.LogPath}
+	shim := shimConfig{ID: cfg.ID, RuncPath: r.cfg.RuncPath, RuncRoot: r.cfg.RuncRoot, LogPath: rec.LogPath,
+		Stdin: cfg.Stdin, StdinOnce: cfg.StdinOnce, TTY: cfg.TTY}
 	if err := writeJSONAtomic(filepath.Join(dir, fileShim), shim); err != nil {
 		return fmt.Errorf("container %s: %w", cfg.ID, err)
 	}

@@ -18,6 +18,7 @@
 //	    kite.json    the caller's config (sandbox, labels, log path)
 //	    shim.json    shim.lock (flock held by the live shim; its pid)  shim.log
 //	    init.pid     started    exit.json (exit code, OOM, finish time)  container.log
+//	    attach.sock  the shim's attach socket (console.sock while a TTY is created)
 //
 // RunDir is meant for a tmpfs (namespaces and runc state die with the
 // machine); Root for a disk. After a reboot a container's directory
@@ -54,6 +55,18 @@
 //     reads, and CreateContainer returns.
 //   - The shim copies both pipes into the log file in the CRI format
 //     (see crilog.go), one write per read, P entries for unfinished lines.
+//   - Stdin and TTY (`kubectl run -it`, `kubectl attach`): with Stdin the
+//     container's stdin is a third pipe whose write end the shim keeps.
+//     With TTY the shim runs `runc create --console-socket` and receives
+//     the terminal's master instead of pipes; its output is logged as
+//     stdout. The shim serves attach.sock (attach.go): attachers' input
+//     goes to stdin, window sizes to the terminal, and the output read
+//     after they connected to each of them; the shim closes them once
+//     exit.json is written, which ends Attach. StdinOnce closes stdin
+//     (types ^D on a terminal) when the first attacher with stdin ends
+//     its input or goes. Sockets are bound and dialled as
+//     /proc/<pid>/fd/<dir fd>/name: a container directory may be deeper
+//     than a socket address's 108 bytes.
 //   - StartContainer is `runc start`. StopContainer is `runc kill TERM`,
 //     a poll for the exit up to the grace period, then `runc kill KILL`.
 //   - When the init exits, the shim reaps it (wait4: exit code, or 128+n
@@ -89,8 +102,8 @@
 //
 // # Not (yet) done
 //
-// Attach (the container's stdin is /dev/null; its output is only in the
-// log), TTY containers (process.terminal), log rotation, seccomp and
+// Replaying output from before an attach (a TTY shell's first prompt is
+// only in the log: kubectl says to press enter), log rotation, seccomp and
 // AppArmor profiles, user namespaces, pausing, resource updates of a
 // running container, and image handling (the caller gives layer
 // directories).

@@ -20,6 +20,9 @@ type Fake struct {
 	// ExecFunc answers Exec for a running container; nil means exit code 0
 	// and no output.
 	ExecFunc func(id string, cfg ExecConfig) (int, error)
+	// AttachFunc answers Attach to a running container; nil means the
+	// attach ends at once without output.
+	AttachFunc func(id string, cfg AttachConfig) error
 	// StopExitCode is the exit code of a container stopped with the given
 	// grace; nil means 0 (it honoured SIGTERM) when grace > 0, else 137.
 	StopExitCode func(id string, grace time.Duration) int
@@ -303,4 +306,24 @@ func (f *Fake) Exec(ctx context.Context, id string, cfg ExecConfig) (int, error)
 		return fn(id, cfg)
 	}
 	return 0, nil
+}
+
+func (f *Fake) Attach(ctx context.Context, id string, cfg AttachConfig) error {
+	f.mu.Lock()
+	err := f.call("Attach", id)
+	c, ok := f.containers[id]
+	running := ok && c.status.State == StateRunning
+	fn := f.AttachFunc
+	f.mu.Unlock()
+	switch {
+	case err != nil:
+		return err
+	case !ok:
+		return fmt.Errorf("attach to %s: %w", id, ErrNotFound)
+	case !running:
+		return fmt.Errorf("attach to %s: %w", id, ErrWrongState)
+	case fn != nil:
+		return fn(id, cfg)
+	}
+	return nil
 }

@@ -27,6 +27,12 @@ const (
 	fileStarted = "started"     // StartedAt, written by StartContainer
 	fileExit    = "exit.json"   // exitRecord, written by the shim when the container exits
 	fileLog     = "container.log"
+	// fileAttach is the shim's attach socket and fileConsole the socket on
+	// which runc hands it a TTY container's terminal. Both are reached
+	// through /proc/<pid>/fd/<dir fd>/ (see attachPath), which keeps the
+	// address within a socket path's 108 bytes however deep Root is.
+	fileAttach  = "attach.sock"
+	fileConsole = "console.sock"
 )
 
 // containerRecord is stored as kite.json when a container is created.
@@ -56,6 +62,10 @@ type shimConfig struct {
 	RuncPath string `json:"runcPath"`
 	RuncRoot string `json:"runcRoot"`
 	LogPath  string `json:"logPath"`
+	// Stdin, StdinOnce and TTY are ContainerConfig's.
+	Stdin     bool `json:"stdin,omitempty"`
+	StdinOnce bool `json:"stdinOnce,omitempty"`
+	TTY       bool `json:"tty,omitempty"`
 }
 
 func (r *Runtime) containersDir() string         { return filepath.Join(r.cfg.Root, "containers") }

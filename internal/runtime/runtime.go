@@ -58,6 +58,13 @@ type Interface interface {
 	// code (128+n when killed by signal n). err is non-nil only when the
 	// command could not be run or waited for, never for a non-zero exit.
 	Exec(ctx context.Context, id string, cfg ExecConfig) (exitCode int, err error)
+
+	// Attach connects to a running container's main process: cfg.Stdin
+	// goes to its stdin (when it was created with Stdin), and its output
+	// from now on goes to cfg.Stdout and cfg.Stderr. It returns nil once
+	// the container exited and its output was delivered, ctx.Err() when
+	// ctx ends first; ErrWrongState if the container is not running.
+	Attach(ctx context.Context, id string, cfg AttachConfig) error
 }
 
 // SandboxConfig describes a pod sandbox.
@@ -128,6 +135,17 @@ type ContainerConfig struct {
 
 	// Resources are optional cgroup limits; nil means none.
 	Resources *Resources
+
+	// Stdin keeps the process's stdin open on a pipe that attachers
+	// (Attach) write to; without it stdin is /dev/null.
+	Stdin bool
+	// StdinOnce closes the process's stdin when the first attacher that
+	// sent stdin ends its input or disconnects (`kubectl run -i`).
+	StdinOnce bool
+	// TTY runs the process on a pseudo-terminal: its output goes to the
+	// log as stdout, attach input (with Stdin) and window sizes to the
+	// terminal.
+	TTY bool
 }
 
 // Mount is a bind mount into a container.
@@ -194,6 +212,23 @@ type ExecConfig struct {
 	Stdin  io.Reader
 	Stdout io.Writer
 	Stderr io.Writer
+	Resize <-chan Size
+}
+
+// AttachConfig describes an attach to a container's main process.
+type AttachConfig struct {
+	// Stdin is copied to the process's stdin if the container has one
+	// (else discarded). Its EOF ends this attacher's input; with
+	// StdinOnce it closes the process's stdin (with a TTY: sends ^D).
+	Stdin io.Reader
+	// Stdout and Stderr receive the output from now on; nil discards it.
+	// A TTY container has only stdout.
+	Stdout io.Writer
+	Stderr io.Writer
+	// TTY is what the client asked for; the container's own TTY setting
+	// decides how its output comes.
+	TTY bool
+	// Resize changes a TTY container's window size.
 	Resize <-chan Size
 }
 

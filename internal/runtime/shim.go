@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net"
 	"os"
 	"os/exec"
 	"os/signal"
@@ -141,11 +142,15 @@ func shimDaemonize(dir string) int {
 //   - becomes a child subreaper, so the container's init, orphaned when
 //     `runc create` exits, is reparented to it and can be waited for;
 //   - runs `runc create` with stdout and stderr on two pipes, which the
-//     container's process inherits;
-//   - reports on the ready pipe, then copies both pipes into the log file
-//     in the CRI format until the container exits;
+//     container's process inherits (and, with Stdin, stdin on a third);
+//     with a TTY, `runc create --console-socket` hands it the terminal's
+//     master instead;
+//   - serves attach.sock (attach.go): attachers' input goes to stdin,
+//     output to every attacher;
+//   - reports on the ready pipe, then copies the output into the log file
+//     in the CRI format (and to attachers) until the container exits;
 //   - writes exit.json with the exit status and whether the cgroup saw an
-//     OOM kill, and exits.
+//     OOM kill, ends the attachers and exits.
 func shimContainer(dir string) int {
 	ready := os.NewFile(readyFD, "ready")
 	fail := func(format string, args ...any) int {
@@ -177,40 +182,100 @@ func shimContainer(dir string) int {
 	if err != nil {
 		return fail("container log: %v", err)
 	}
-	outR, outW, err := os.Pipe()
+	dirFD, err := unix.Open(dir, unix.O_PATH|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
 	if err != nil {
-		return fail("pipe: %v", err)
+		return fail("open %s: %v", dir, err)
 	}
-	errR, errW, err := os.Pipe()
+	// Sockets are bound through the directory's descriptor: short paths.
+	shortPath := func(name string) string { return fmt.Sprintf("/proc/%d/fd/%d/%s", os.Getpid(), dirFD, name) }
+	ln, err := net.ListenUnix("unix", &net.UnixAddr{Name: shortPath(fileAttach), Net: "unix"})
 	if err != nil {
-		return fail("pipe: %v", err)
+		return fail("attach socket: %v", err)
 	}
+	ln.SetUnlinkOnClose(false) // the path is only valid while dirFD is open
+	hub := &attachHub{ln: ln, conns: map[*attacher]struct{}{}, stdinOnce: cfg.StdinOnce}
 
 	runcLog := filepath.Join(dir, fileRuncLog)
-	create := exec.Command(cfg.RuncPath, "--root", cfg.RuncRoot, "--log", runcLog, "--log-format", "json",
-		"create", "--bundle", dir, "--pid-file", filepath.Join(dir, fileInitPid), cfg.ID)
+	args := []string{"--root", cfg.RuncRoot, "--log", runcLog, "--log-format", "json",
+		"create", "--bundle", dir, "--pid-file", filepath.Join(dir, fileInitPid)}
+	create := exec.Command(cfg.RuncPath)
 	create.Dir = dir
-	create.Stdout, create.Stderr = outW, errW
+	// The process's output: two pipes, or the terminal's master.
+	outputs := map[string]io.Reader{}
+	var closeAfterCreate []*os.File
+	var console chan recvResult
+	if cfg.TTY {
+		cln, err := net.ListenUnix("unix", &net.UnixAddr{Name: shortPath(fileConsole), Net: "unix"})
+		if err != nil {
+			return fail("console socket: %v", err)
+		}
+		cln.SetUnlinkOnClose(false)
+		defer os.Remove(filepath.Join(dir, fileConsole))
+		defer cln.Close()
+		console = make(chan recvResult, 1)
+		go func() {
+			cln.SetDeadline(time.Now().Add(createTimeout))
+			f, err := receiveConsole(cln)
+			console <- recvResult{f, err}
+		}()
+		args = append(args, "--console-socket", shortPath(fileConsole))
+		var runcOut strings.Builder
+		create.Stdout, create.Stderr = &runcOut, &runcOut
+	} else {
+		outR, outW, err := os.Pipe()
+		if err != nil {
+			return fail("pipe: %v", err)
+		}
+		errR, errW, err := os.Pipe()
+		if err != nil {
+			return fail("pipe: %v", err)
+		}
+		create.Stdout, create.Stderr = outW, errW
+		outputs[StreamStdout], outputs[StreamStderr] = outR, errR
+		closeAfterCreate = append(closeAfterCreate, outW, errW)
+		if cfg.Stdin {
+			inR, inW, err := os.Pipe()
+			if err != nil {
+				return fail("pipe: %v", err)
+			}
+			create.Stdin, hub.stdin = inR, inW
+			closeAfterCreate = append(closeAfterCreate, inR)
+		}
+	}
+	create.Args = append(append(create.Args, args...), cfg.ID)
 	err = create.Run()
-	outW.Close()
-	errW.Close()
+	for _, f := range closeAfterCreate {
+		f.Close()
+	}
 	if err != nil {
 		return fail("runc create: %v: %s", err, runcErrors(runcLog))
+	}
+	if cfg.TTY {
+		got := <-console
+		if got.err != nil {
+			return fail("runc create: console: %v", got.err)
+		}
+		hub.tty = got.f
+		outputs[StreamStdout] = got.f
+		if cfg.Stdin {
+			hub.stdin = got.f
+		}
 	}
 	pid, err := readPidFile(filepath.Join(dir, fileInitPid))
 	if err != nil {
 		return fail("runc create: %v", err)
 	}
+	go hub.serve()
 	fmt.Fprintln(ready, "ok")
 	ready.Close()
 
 	logger := &criLogger{w: logf, now: time.Now}
 	var copying sync.WaitGroup
-	for stream, r := range map[string]*os.File{StreamStdout: outR, StreamStderr: errR} {
+	for stream, r := range outputs {
 		copying.Add(1)
 		go func() {
 			defer copying.Done()
-			if err := logger.copyStream(stream, r); err != nil {
+			if err := copyOutput(logger, hub, stream, r); err != nil {
 				fmt.Fprintf(os.Stderr, "%s: %v\n", stream, err)
 			}
 		}()
@@ -241,7 +306,15 @@ func shimContainer(dir string) int {
 		fmt.Fprintf(os.Stderr, "exit record: %v\n", err)
 		return 1
 	}
+	// Attachers end after the exit is recorded: what they do next (read
+	// the status) sees it.
+	hub.close(2 * time.Second)
 	return 0
+}
+
+type recvResult struct {
+	f   *os.File
+	err error
 }
 
 // reap waits for pid, which must be (or become, by reparenting) a child of

@@ -68,10 +68,11 @@ func buildSpec(cfg ContainerConfig, sb Sandbox, rootfs, cgroupsPath string) *spe
 		Version: ociVersion,
 		Root:    &specs.Root{Path: rootfs},
 		Process: &specs.Process{
-			User: specs.User{UID: cfg.UID, GID: cfg.GID, AdditionalGids: cfg.AdditionalGIDs},
-			Args: cfg.Args,
-			Env:  cfg.Env,
-			Cwd:  cwd,
+			User:     specs.User{UID: cfg.UID, GID: cfg.GID, AdditionalGids: cfg.AdditionalGIDs},
+			Terminal: cfg.TTY,
+			Args:     cfg.Args,
+			Env:      cfg.Env,
+			Cwd:      cwd,
 			Capabilities: &specs.LinuxCapabilities{
 				Bounding:  caps,
 				Effective: caps,

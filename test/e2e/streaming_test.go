@@ -1,7 +1,7 @@
 package e2e
 
 // Issue 5's end-to-end tier: kubectl exec (with a terminal), logs,
-// port-forward and cp against real pods of a lab cluster, for every kubectl
+// port-forward, cp, run -i and attach against real pods of a lab cluster, for every kubectl
 // version (each speaks its own protocols: SPDY up to 1.29, WebSocket v5 for
 // exec and SPDY tunnelled in WebSocket for port-forward from 1.31).
 
@@ -77,6 +77,9 @@ func TestStreaming(t *testing.T) {
 			// kubectl resolves the Service's port to the pod's.
 			t.Run("port-forward svc", func(t *testing.T) { stepPortForward(t, k, "svc/kuard", "80", "8080") })
 			t.Run("cp", func(t *testing.T) { stepCopy(t, k, pod) })
+			t.Run("run -i --rm", func(t *testing.T) { stepRunAttach(t, k) })
+			t.Run("attach -i", func(t *testing.T) { stepAttach(t, k) })
+			t.Run("run -it --rm sh", func(t *testing.T) { stepRunTTY(t, k) })
 		})
 	}
 	t.Run("port-forward to a pod that dies", func(t *testing.T) { stepForwardPodDies(t, l.kubectl(t, vs[0], "default")) })
@@ -121,6 +124,12 @@ func stepExecTTY(t *testing.T, k *kubectl, pod, podIP string) {
 // terminal and stdio, types input line by line (each once the previous
 // output settled a little), and returns everything it printed.
 func runOnTerminal(ctx context.Context, cmd *exec.Cmd, input string) (string, error) {
+	return runOnTerminalAfter(ctx, cmd, "# ", input)
+}
+
+// runOnTerminalAfter is runOnTerminal typing once cmd printed ready
+// rather than the shell's prompt.
+func runOnTerminalAfter(ctx context.Context, cmd *exec.Cmd, ready, input string) (string, error) {
 	master, slave, err := openPTY()
 	if err != nil {
 		return "", err
@@ -150,8 +159,8 @@ func runOnTerminal(ctx context.Context, cmd *exec.Cmd, input string) (string, er
 		}
 	}()
 	snapshot := func() string { mu.Lock(); defer mu.Unlock(); return out.String() }
-	// Wait for the shell's prompt before typing.
-	if err := waitOutput(ctx, snapshot, func(s string) bool { return strings.Contains(s, "# ") }); err != nil {
+	// Wait for the shell's prompt (or kubectl's word) before typing.
+	if err := waitOutput(ctx, snapshot, func(s string) bool { return strings.Contains(s, ready) }); err != nil {
 		cmd.Process.Kill()
 		cmd.Wait()
 		return snapshot(), fmt.Errorf("no prompt: %w", err)
@@ -416,6 +425,68 @@ func stepCopy(t *testing.T, k *kubectl, pod string) {
 	}
 	if got, err := os.ReadFile(back); err != nil || string(got) != want {
 		t.Errorf("cp from the pod: %d bytes (%v), want %d", len(got), err, len(want))
+	}
+}
+
+// podSuffix makes a pod name per kubectl version ("kite", "133").
+func podSuffix(k *kubectl) string { return strings.ReplaceAll(k.v.name, ".", "") }
+
+// stepRunAttach: `kubectl run -i --rm` attaches to the new pod's stdin
+// (stdinOnce: the end of kubectl's stdin closes the container's), shows
+// its output and deletes the pod once it completed.
+func stepRunAttach(t *testing.T, k *kubectl) {
+	name := "attach-test-" + podSuffix(k)
+	r := k.try(t, nil, "hello\n", "run", "-i", "--rm", "--restart=Never", name, "--image=busybox", "--", "cat")
+	if r.err != nil || !strings.Contains(r.stdout, "hello") {
+		t.Errorf("run -i --rm … cat: %v\nstdout %q\nstderr %q", r.err, r.stdout, r.stderr)
+	}
+	// (kubectl 1.20's wait --for=delete fails on a pod already gone.)
+	deadline := time.Now().Add(kubectlTimeout)
+	for k.run(t, "get", "pod", name, "--ignore-not-found", "-o", "name") != "" {
+		if time.Now().After(deadline) {
+			t.Fatalf("pod %s still exists %s after kubectl run --rm", name, kubectlTimeout)
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+}
+
+// stepAttach: `kubectl attach -i` to a running pod with stdin: true sends
+// it input and shows its output until it exits.
+func stepAttach(t *testing.T, k *kubectl) {
+	name := "attach-running-" + podSuffix(k)
+	k.run(t, "run", name, "--image=busybox", "--restart=Never", "-i", "--attach=false", "--",
+		"sh", "-c", `while read l; do echo "got $l"; done; echo bye`)
+	defer k.run(t, "delete", "pod", name, "--wait=false")
+	k.run(t, "wait", "--for=condition=Ready", "pod/"+name, "--timeout=60s")
+	r := k.try(t, nil, "hello\n", "attach", "-i", name)
+	if r.err != nil || !strings.Contains(r.stdout, "got hello\n") || !strings.Contains(r.stdout, "bye\n") {
+		t.Errorf("attach -i: %v\nstdout %q\nstderr %q", r.err, r.stdout, r.stderr)
+	}
+	wantMatch(t, k.run(t, "get", "pod", name, "-o", "jsonpath={.spec.containers[0].stdin} {.spec.containers[0].stdinOnce}"), `^true true$`)
+}
+
+// stepRunTTY: `kubectl run -it --rm … -- sh` on a pseudo-terminal: the
+// shell's first prompt came before kubectl attached (attach shows output
+// from then on), so kubectl says to try pressing enter; then the shell answers
+// and `exit` ends kubectl and deletes the pod.
+func stepRunTTY(t *testing.T, k *kubectl) {
+	name := "tty-test-" + podSuffix(k)
+	ctx, cancel := context.WithTimeout(context.Background(), kubectlTimeout)
+	defer cancel()
+	cmd := k.cmd(ctx, []string{"TERM=dumb"}, "run", "-it", "--rm", "--restart=Never", name, "--image=busybox", "--", "sh")
+	out, err := runOnTerminalAfter(ctx, cmd, "pressing enter", "\necho $((40+2))\nexit 0\n")
+	if err != nil {
+		t.Fatalf("run -it --rm sh: %v\noutput:\n%s", err, out)
+	}
+	if !regexp.MustCompile(`(?m)^42\r?$`).MatchString(out) {
+		t.Errorf("run -it --rm sh: no 42 in:\n%s", out)
+	}
+	deadline := time.Now().Add(kubectlTimeout)
+	for k.run(t, "get", "pod", name, "--ignore-not-found", "-o", "name") != "" {
+		if time.Now().After(deadline) {
+			t.Fatalf("pod %s still exists %s after kubectl run --rm", name, kubectlTimeout)
+		}
+		time.Sleep(200 * time.Millisecond)
 	}
 }
 
