@@ -1,0 +1,181 @@
+package bench
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"os"
+	"os/exec"
+	"slices"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/miekg/dns"
+)
+
+// BenchmarkDNSLab measures cluster DNS as pods use it (issue 8): a load
+// generator inside a node's network namespace asks kube-dns (10.96.0.10,
+// through the node's proxy to the two kite-dns pods) for a cluster name
+// and for a name that walks the search path (three NXDOMAINs of the
+// cluster's domains before the absolute name), with a fixed number of
+// concurrent clients for a fixed time. It prints QPS and p50/p99.
+func BenchmarkDNSLab(b *testing.B) {
+	once(b)
+	bin := kiteBinary(b)
+	printMachine(b, bin)
+	l := startBenchLab(b, bin, "bench-dns", 2)
+	l.kubectl("", "create", "service", "clusterip", "kuard", "--tcp=80:8080")
+	plan := dnsPlan{Server: "10.96.0.10:53", Clients: 8, For: 3 * time.Second, Loads: []dnsLoad{
+		{Label: "cluster name", Names: []string{"kuard.default.svc.cluster.local."}},
+		{Label: "search-path walk", Names: []string{"nothere.default.svc.cluster.local.", "nothere.svc.cluster.local.",
+			"nothere.cluster.local.", "kuard.default.svc.cluster.local."}},
+	}}
+	res := runDNSPlanIn(b, l.netns(l.node(1)), plan)
+	fmt.Printf("\ncluster DNS from inside a node (%d clients over UDP to kube-dns 10.96.0.10, 2 kite-dns pods, %s per load)\n", plan.Clients, plan.For)
+	fmt.Printf("  %-18s %12s %10s %10s %8s\n", "load", "queries/s", "p50", "p99", "failed")
+	for _, r := range res {
+		fmt.Printf("  %-18s %12.0f %10s %10s %8d\n", r.Label, r.QPS, r.P50.Round(time.Microsecond), r.P99.Round(time.Microsecond), r.Failed)
+		if r.Failed > 0 {
+			b.Errorf("%s: %d queries failed", r.Label, r.Failed)
+		}
+	}
+	fmt.Println("  a search-path walk counts each of its four queries; its latency is the whole walk's")
+	b.ReportMetric(res[0].QPS, "cluster-qps")
+	b.ReportMetric(float64(res[0].P99.Microseconds()), "cluster-p99-µs")
+}
+
+type dnsPlan struct {
+	Server  string
+	Clients int
+	For     time.Duration
+	Loads   []dnsLoad
+}
+
+// dnsLoad is one kind of lookup: its names asked in order (a walk ends at
+// the first answer, as a resolver's does).
+type dnsLoad struct {
+	Label string
+	Names []string
+}
+
+type dnsResult struct {
+	Label    string
+	QPS      float64
+	P50, P99 time.Duration
+	Failed   int
+}
+
+// envDNSPlan carries a dnsPlan to this test binary re-executed inside a
+// node's network namespace (see envHTTPPlan).
+const envDNSPlan = "KITE_BENCH_DNS_PLAN"
+
+func init() {
+	if p := os.Getenv(envDNSPlan); p != "" {
+		var plan dnsPlan
+		if err := json.Unmarshal([]byte(p), &plan); err != nil {
+			fmt.Fprintf(os.Stderr, "%s: %v\n", envDNSPlan, err)
+			os.Exit(2)
+		}
+		res, err := runDNSPlan(plan)
+		if err != nil {
+			fmt.Fprintln(os.Stderr, err)
+			os.Exit(1)
+		}
+		json.NewEncoder(os.Stdout).Encode(res)
+		os.Exit(0)
+	}
+}
+
+func runDNSPlanIn(b *testing.B, netnsPin string, plan dnsPlan) []dnsResult {
+	b.Helper()
+	self, err := os.Executable()
+	if err != nil {
+		b.Fatal(err)
+	}
+	data, _ := json.Marshal(plan)
+	ctx, cancel := context.WithTimeout(context.Background(), time.Duration(len(plan.Loads))*plan.For+labReadyTimeout+10*time.Second)
+	defer cancel()
+	c := exec.CommandContext(ctx, "nsenter", "--net="+netnsPin, "--", self)
+	c.Env = append(os.Environ(), envDNSPlan+"="+string(data))
+	var out, errb bytes.Buffer
+	c.Stdout, c.Stderr = &out, &errb
+	if err := c.Run(); err != nil {
+		b.Fatalf("DNS client in %s: %v\n%s", netnsPin, err, errb.String())
+	}
+	var res []dnsResult
+	if err := json.Unmarshal(out.Bytes(), &res); err != nil {
+		b.Fatalf("DNS client in %s: %v\n%s", netnsPin, err, out.String())
+	}
+	return res
+}
+
+// runDNSPlan waits (up to labReadyTimeout) for the first answer, then runs
+// each load for plan.For with plan.Clients goroutines.
+func runDNSPlan(plan dnsPlan) ([]dnsResult, error) {
+	c := &dns.Client{Net: "udp", Timeout: 2 * time.Second}
+	ask := func(name string) (*dns.Msg, error) {
+		m := new(dns.Msg)
+		m.SetQuestion(name, dns.TypeA)
+		r, _, err := c.Exchange(m, plan.Server)
+		return r, err
+	}
+	ready := time.Now().Add(labReadyTimeout)
+	for {
+		r, err := ask(plan.Loads[0].Names[0])
+		if err == nil && len(r.Answer) > 0 {
+			break
+		}
+		if time.Now().After(ready) {
+			return nil, fmt.Errorf("no answer from %s: %v", plan.Server, err)
+		}
+		time.Sleep(100 * time.Millisecond) // bounded by ready; the pods may still be starting
+	}
+	var out []dnsResult
+	for _, ld := range plan.Loads {
+		var mu sync.Mutex
+		var lat []time.Duration
+		queries, failed := 0, 0
+		end := time.Now().Add(plan.For)
+		var wg sync.WaitGroup
+		for range plan.Clients {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				var mine []time.Duration
+				q, f := 0, 0
+				for time.Now().Before(end) {
+					start := time.Now()
+					for i, name := range ld.Names {
+						q++
+						r, err := ask(name)
+						if err != nil || r == nil {
+							f++
+							break
+						}
+						last := i == len(ld.Names)-1
+						if last && len(r.Answer) == 0 || !last && r.Rcode != dns.RcodeNameError {
+							f++
+							break
+						}
+					}
+					mine = append(mine, time.Since(start))
+				}
+				mu.Lock()
+				lat = append(lat, mine...)
+				queries += q
+				failed += f
+				mu.Unlock()
+			}()
+		}
+		wg.Wait()
+		slices.Sort(lat)
+		r := dnsResult{Label: ld.Label, QPS: float64(queries) / plan.For.Seconds(), Failed: failed}
+		if len(lat) > 0 {
+			r.P50, r.P99 = lat[len(lat)/2], lat[len(lat)*99/100]
+		}
+		out = append(out, r)
+	}
+	return out, nil
+}
