@@ -33,17 +33,11 @@ type udpTarget struct {
 // every UDP port when all is set (so that the live table is reconciled,
 // not only changes since the last sync). Pure.
 func staleUDPTargets(prev, cur *Model, cfg Config, all bool) []udpTarget {
-	curPorts := map[PortKey]*ServicePort{}
-	if cur != nil {
-		for i := range cur.Ports {
-			curPorts[cur.Ports[i].Key] = &cur.Ports[i]
-		}
+	if prev == nil {
+		prev = &Model{}
 	}
-	prevPorts := map[PortKey]*ServicePort{}
-	if prev != nil {
-		for i := range prev.Ports {
-			prevPorts[prev.Ports[i].Key] = &prev.Ports[i]
-		}
+	if cur == nil {
+		cur = &Model{}
 	}
 	var out []udpTarget
 	add := func(sp *ServicePort, allowed map[netip.AddrPort]bool) {
@@ -61,22 +55,31 @@ func staleUDPTargets(prev, cur *Model, cfg Config, all bool) []udpTarget {
 			out = append(out, udpTarget{dst: netip.AddrPortFrom(ip, sp.NodePort), allowed: allowed})
 		}
 	}
-	for key, p := range prevPorts {
-		if key.Protocol != v1.ProtocolUDP {
-			continue
+	// Both Models' ports are sorted by key: walk them side by side (no
+	// per-sync map of every port).
+	i, j := 0, 0
+	for i < len(prev.Ports) || j < len(cur.Ports) {
+		var p, c *ServicePort
+		switch {
+		case j == len(cur.Ports) || (i < len(prev.Ports) && comparePortKeys(prev.Ports[i].Key, cur.Ports[j].Key) < 0):
+			p = &prev.Ports[i]
+			i++
+		case i == len(prev.Ports) || comparePortKeys(prev.Ports[i].Key, cur.Ports[j].Key) > 0:
+			c = &cur.Ports[j]
+			j++
+		default:
+			p, c = &prev.Ports[i], &cur.Ports[j]
+			i++
+			j++
 		}
-		c, ok := curPorts[key]
-		if !ok {
+		switch {
+		case (p != nil && p.Key.Protocol != v1.ProtocolUDP) || (p == nil && c.Key.Protocol != v1.ProtocolUDP):
+		case c == nil:
 			add(p, nil) // the port is gone: nothing is allowed
-			continue
-		}
-		if all || !sameEndpoints(p, c) {
+		case p == nil:
+			// A new UDP port: entries made before it existed were not DNATed.
 			add(c, allowedEndpoints(c))
-		}
-	}
-	// A new UDP port: entries made before it existed were not DNATed.
-	for key, c := range curPorts {
-		if _, seen := prevPorts[key]; !seen && key.Protocol == v1.ProtocolUDP {
+		case all || (!p.equal(c) && !sameEndpoints(p, c)):
 			add(c, allowedEndpoints(c))
 		}
 	}

@@ -2,6 +2,7 @@ package proxy
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"strings"
 
@@ -24,6 +25,8 @@ type nftBackend struct {
 	applied *nftState // nil: unknown, read the kernel first
 	// prev is the Model applied is the rendering of.
 	prev *Model
+	// slots are the endpoint blocks of applied's chains.
+	slots *nftSlots
 }
 
 func newNFTBackend(cfg Config) (*nftBackend, error) {
@@ -42,7 +45,16 @@ func (b *nftBackend) Sync(ctx context.Context, m *Model, full bool) (SyncResult,
 	if !full && b.applied != nil && b.prev != nil && b.prev.ClusterCIDR == m.ClusterCIDR {
 		return b.syncChanged(ctx, m)
 	}
-	desired := renderNFT(m, b.cfg)
+	if b.slots == nil {
+		b.slots = newNFTSlots()
+	}
+	b.slots.used = map[string]bool{}
+	desired, err := renderNFTSlots(m, b.cfg, b.slots)
+	b.slots.sweep()
+	if err != nil {
+		b.applied, b.prev = nil, nil
+		return SyncResult{}, err
+	}
 	applied := b.applied
 	if full || applied == nil {
 		var err error
@@ -72,14 +84,37 @@ func (b *nftBackend) run(ctx context.Context, desired *nftState, ops []nftOp, m 
 // what those ports touch only.
 func (b *nftBackend) syncChanged(ctx context.Context, m *Model) (SyncResult, error) {
 	var olds, news []*nftState
+	var err error
 	changedPorts(b.prev, m, func(old, cur *ServicePort) {
 		if old != nil {
-			olds = append(olds, renderNFTPortFragment(old, b.prev))
+			f, e := renderNFTPortFragment(old, b.prev, b.slots)
+			olds, err = append(olds, f), errors.Join(err, e)
 		}
 		if cur != nil {
-			news = append(news, renderNFTPortFragment(cur, m))
+			f, e := renderNFTPortFragment(cur, m, b.slots)
+			news, err = append(news, f), errors.Join(err, e)
 		}
 	})
+	if err != nil {
+		b.applied, b.prev = nil, nil
+		return SyncResult{}, err
+	}
+	// Blocks of chains that went away are free again (after this sync:
+	// a block is never reused within one transaction).
+	kept := map[string]bool{}
+	for _, f := range news {
+		for c := range f.blocks {
+			kept[c] = true
+		}
+	}
+	for _, f := range olds {
+		for c := range f.blocks {
+			if !kept[c] {
+				b.slots.release(c)
+			}
+		}
+	}
+	b.slots.used = map[string]bool{}
 	touched := newNFTState()
 	for _, f := range append(olds, news...) {
 		touched.merge(f)
@@ -177,7 +212,7 @@ func listNFT(ctx context.Context, nft knftables.Interface) (*nftState, error) {
 			return nil, fmt.Errorf("nftables table %s: list %ss: %w", nftTable, kind, err)
 		}
 		for _, name := range names {
-			if nftSetSpecs[name] == nil {
+			if setSpec(name) == nil {
 				s.affinity[name] = 0 // the timeout is in the name
 				continue
 			}

@@ -221,6 +221,9 @@ func (c *ruleCompiler) statement(t *tokens, out *nftCompiled) ([]expr.Any, error
 			break
 		}
 		if t.accept("numgen", "random", "mod") {
+			if t.peek(1) == "offset" {
+				return blockDNAT(t)
+			}
 			return c.numgenDNAT(t, out)
 		}
 		ap, err := netip.ParseAddrPort(t.next())
@@ -300,6 +303,23 @@ func (c *ruleCompiler) numgenDNAT(t *tokens, out *nftCompiled) ([]expr.Any, erro
 	s := c.anonMap(out, nftables.MustConcatSetType(nftables.TypeIPAddr, nftables.TypeInetService), elems)
 	return []expr.Any{&expr.Numgen{Register: reg1, Modulus: n, Type: unix.NFT_NG_RANDOM},
 		&expr.Lookup{SourceRegister: reg1, DestRegister: reg1, IsDestRegSet: true, SetName: s.Name, SetID: s.ID},
+		&expr.NAT{Type: expr.NATTypeDestNAT, Family: unix.NFPROTO_IPV4, RegAddrMin: reg1, RegProtoMin: reg32n1}}, nil
+}
+
+// blockDNAT: dnat to numgen random mod N offset B map @set.
+func blockDNAT(t *tokens) ([]expr.Any, error) {
+	n, err1 := strconv.ParseUint(t.next(), 10, 32)
+	t.next() // offset
+	off, err2 := strconv.ParseUint(t.next(), 10, 32)
+	if err1 != nil || err2 != nil || !t.accept("map") {
+		return nil, fmt.Errorf("bad numgen DNAT map")
+	}
+	set, ok := strings.CutPrefix(t.next(), "@")
+	if !ok {
+		return nil, fmt.Errorf("bad numgen DNAT map")
+	}
+	return []expr.Any{&expr.Numgen{Register: reg1, Modulus: uint32(n), Type: unix.NFT_NG_RANDOM, Offset: uint32(off)},
+		&expr.Lookup{SourceRegister: reg1, DestRegister: reg1, IsDestRegSet: true, SetName: set},
 		&expr.NAT{Type: expr.NATTypeDestNAT, Family: unix.NFPROTO_IPV4, RegAddrMin: reg1, RegProtoMin: reg32n1}}, nil
 }
 

@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/google/nftables"
+	"github.com/google/nftables/binaryutil"
 	"github.com/google/nftables/expr"
 	"github.com/mdlayher/netlink"
 	"golang.org/x/sys/unix"
@@ -25,6 +26,10 @@ import (
 // cost a second at 10,000 Services with the binary (README.md).
 type netlinkKernel struct {
 	table *nftables.Table
+	// small is a lasting connection for transactions whose acks fit its
+	// buffers: opening and closing a netlink socket per sync cost more
+	// than the kernel's work for a small change.
+	small *nftables.Conn
 }
 
 func newNetlinkKernel() (*netlinkKernel, error) {
@@ -70,14 +75,35 @@ func (k *netlinkKernel) Run(ctx context.Context, ops []nftOp) error {
 	if err := w.write(ops); err != nil {
 		return err
 	}
-	conn, err := nftables.New(nftables.WithSockOptions(sockBuffers(max(w.bytes*2, minSockBytes), max(w.messages*ackTruesize, minSockBytes))))
-	if err != nil {
-		return err
+	var conn *nftables.Conn
+	var err error
+	if w.bytes*2 <= minSockBytes && w.messages*ackTruesize <= minSockBytes {
+		if k.small == nil {
+			if k.small, err = nftables.New(nftables.AsLasting(), nftables.WithSockOptions(sockBuffers(minSockBytes, minSockBytes))); err != nil {
+				return err
+			}
+		}
+		conn = k.small
+	} else {
+		conn, err = nftables.New(nftables.WithSockOptions(sockBuffers(max(w.bytes*2, minSockBytes), max(w.messages*ackTruesize, minSockBytes))))
+		if err != nil {
+			return err
+		}
+	}
+	// On failure the lasting socket may hold queued messages or unread
+	// replies: start afresh.
+	reset := func() {
+		if conn == k.small {
+			k.small.CloseLasting()
+			k.small = nil
+		}
 	}
 	if err := w.replay(conn); err != nil {
+		reset()
 		return err
 	}
 	if err := conn.Flush(); err != nil {
+		reset()
 		return fmt.Errorf("transaction of %d operations (%d messages): %w", len(ops), w.messages, err)
 	}
 	return nil
@@ -200,15 +226,23 @@ var (
 	keyIPProtoPort = nftables.MustConcatSetType(nftables.TypeIPAddr, nftables.TypeInetProto, nftables.TypeInetService)
 	keyProtoPort   = nftables.MustConcatSetType(nftables.TypeInetProto, nftables.TypeInetService)
 	keyIPIP        = nftables.MustConcatSetType(nftables.TypeIPAddr, nftables.TypeIPAddr)
+	keyIPPort      = nftables.MustConcatSetType(nftables.TypeIPAddr, nftables.TypeInetService)
 )
 
 func (w *netlinkWriter) set(name string, spec *nftSetSpec) (*nftables.Set, error) {
 	s := &nftables.Set{Table: w.table, Name: name, ID: w.nextID()}
 	if spec == nil {
-		spec = nftSetSpecs[name]
+		spec = setSpec(name)
 		if spec == nil {
 			return s, nil // an affinity set being deleted: the name is enough
 		}
+	}
+	if spec.typeOf && spec.typ == endpointsType {
+		// numgen's host-order integer. nft's `typeof` user data is not
+		// written: `nft list` shows `type 0 : ipv4_addr . inet_service`.
+		s.KeyType, s.KeyByteOrder = nftables.TypeInteger, binaryutil.NativeEndian
+		s.IsMap, s.DataType = true, keyIPPort
+		return s, nil
 	}
 	key, _, isMap := strings.Cut(spec.typ, ":")
 	switch strings.TrimSpace(key) {
@@ -240,7 +274,15 @@ func (w *netlinkWriter) elements(name string, verb nftVerb, ops []nftOp) error {
 		return err
 	}
 	var elems []nftables.SetElement
-	if s.Interval {
+	if isEndpointMap(name) {
+		for _, op := range ops {
+			e, err := endpointElement(op.key, op.value)
+			if err != nil {
+				return fmt.Errorf("set %s element %q: %w", name, op.key, err)
+			}
+			elems = append(elems, e)
+		}
+	} else if s.Interval {
 		keys := make([]string, len(ops))
 		for i, op := range ops {
 			keys[i] = op.key
@@ -323,6 +365,36 @@ func encodeElement(s *nftables.Set, key, value string) (nftables.SetElement, err
 	return e, nil
 }
 
+// endpointElement encodes "key : ip . port" of an endpoint map: the key in
+// host order (numgen's), the address and port in network order.
+func endpointElement(key, value string) (nftables.SetElement, error) {
+	k, err := strconv.ParseUint(key, 10, 32)
+	if err != nil {
+		return nftables.SetElement{}, fmt.Errorf("key %q", key)
+	}
+	e := nftables.SetElement{Key: native32(uint32(k))}
+	if value != "" {
+		a, p, ok := strings.Cut(value, " . ")
+		ip, err1 := netip.ParseAddr(a)
+		port, err2 := strconv.ParseUint(p, 10, 16)
+		if !ok || err1 != nil || err2 != nil || !ip.Is4() {
+			return e, fmt.Errorf("value %q: want ip . port", value)
+		}
+		ip4 := ip.As4()
+		e.Val = append(ip4[:], byte(port>>8), byte(port), 0, 0)
+	}
+	return e, nil
+}
+
+// decodeEndpoint is endpointElement's inverse.
+func decodeEndpoint(e nftables.SetElement) (key, value string, err error) {
+	if len(e.Key) != 4 || len(e.Val) != 8 {
+		return "", "", fmt.Errorf("element %x : %x", e.Key, e.Val)
+	}
+	return strconv.FormatUint(uint64(binary.NativeEndian.Uint32(e.Key)), 10),
+		netip.AddrFrom4([4]byte(e.Val[:4])).String() + " . " + strconv.Itoa(int(binary.BigEndian.Uint16(e.Val[4:6]))), nil
+}
+
 // intervalElements encodes IPv4 prefixes as nft does for an interval set:
 // merged ranges, each a start element and an end element one past its
 // last address, after a leading end element at 0.0.0.0.
@@ -399,7 +471,7 @@ func (k *netlinkKernel) List(ctx context.Context) (*nftState, error) {
 		return nil, fmt.Errorf("nftables table %s: list sets: %w", nftTable, err)
 	}
 	for _, set := range sets {
-		spec := nftSetSpecs[set.Name]
+		spec := setSpec(set.Name)
 		switch {
 		case set.Anonymous || strings.HasPrefix(set.Name, "__"):
 			continue
@@ -417,6 +489,14 @@ func (k *netlinkKernel) List(ctx context.Context) (*nftState, error) {
 		}
 		m := map[string]string{}
 		for _, e := range elems {
+			if isEndpointMap(set.Name) {
+				key, value, err := decodeEndpoint(e)
+				if err != nil {
+					return nil, fmt.Errorf("nftables set %s: %w", set.Name, err)
+				}
+				m[key] = value
+				continue
+			}
 			key, err := decodeKey(spec.typ, e.Key)
 			if err != nil {
 				return nil, fmt.Errorf("nftables set %s: %w", set.Name, err)

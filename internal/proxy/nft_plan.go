@@ -51,6 +51,8 @@ type nftSetSpec struct {
 	interval bool
 	// timeout > 0 makes a dynamic set whose elements expire.
 	timeout int32
+	// typeOf: typ is spelt as expressions (`typeof …`).
+	typeOf bool
 }
 
 func (s *nftSetSpec) isMap() bool { return strings.Contains(s.typ, ":") }
@@ -65,6 +67,16 @@ var nftSetSpecs = map[string]*nftSetSpec{
 	setNodePortAddresses:   {typ: "ipv4_addr", interval: true},
 }
 
+var endpointMapSpec = &nftSetSpec{typ: endpointsType, typeOf: true}
+
+// setSpec is a fixed set's or map's definition (nil for affinity sets).
+func setSpec(name string) *nftSetSpec {
+	if isEndpointMap(name) {
+		return endpointMapSpec
+	}
+	return nftSetSpecs[name]
+}
+
 // nftPlan is what turns applied into desired: new objects, rewritten
 // chains, element-level set changes, then stale chains and sets. Nothing
 // is flushed wholesale, so conntrack-tracked connections and the dispatch
@@ -77,7 +89,7 @@ func nftPlan(desired, applied *nftState) []nftOp {
 	}
 	for _, name := range slices.Sorted(maps.Keys(desired.elements)) {
 		if _, ok := applied.elements[name]; !ok {
-			add(nftOp{verb: nftAdd, kind: nftSetKind, name: name, set: nftSetSpecs[name]})
+			add(nftOp{verb: nftAdd, kind: nftSetKind, name: name, set: setSpec(name)})
 		}
 	}
 	for _, name := range slices.Sorted(maps.Keys(desired.affinity)) {
@@ -192,13 +204,20 @@ func nftTransaction(tx *knftables.Transaction, desired, applied *nftState) {
 
 func nftSetObject(name string, spec *nftSetSpec) knftables.Object {
 	if spec == nil { // flush or delete: the name is enough
-		spec = nftSetSpecs[name]
+		spec = setSpec(name)
 		if spec == nil {
 			spec = &nftSetSpec{typ: "ipv4_addr"}
 		}
 	}
 	if spec.isMap() {
-		return &knftables.Map{Name: name, Type: spec.typ}
+		m := &knftables.Map{Name: name, Type: spec.typ}
+		if spec.typeOf {
+			m.Type, m.TypeOf = "", spec.typ
+		}
+		if spec.interval {
+			m.Flags = []knftables.SetFlag{knftables.IntervalFlag}
+		}
+		return m
 	}
 	s := &knftables.Set{Name: name, Type: spec.typ}
 	if spec.interval {
@@ -223,7 +242,7 @@ func nftChain(name string) *knftables.Chain {
 // nftElement is a set element (value "") or map element from our key form.
 func nftElement(set, key, value string) *knftables.Element {
 	e := &knftables.Element{Key: strings.Split(key, " . ")}
-	if spec := nftSetSpecs[set]; spec != nil && spec.isMap() {
+	if spec := setSpec(set); spec != nil && spec.isMap() {
 		e.Map = set
 		if value != "" {
 			e.Value = []string{value}

@@ -42,6 +42,23 @@ const (
 	// Service and landing on itself, which must be masqueraded (one set
 	// lookup at postrouting instead of a rule per endpoint).
 	setHairpin = "hairpin-endpoints"
+	// mapEndpoints holds the endpoints of every service port: each port
+	// (its svc- chain, and its local- chain) owns a block of endpointBlock
+	// keys, endpoint i at key start+i, and its chain is the one rule
+	// `dnat to numgen random mod N offset <start> map @service-endpoints`
+	// (1/N each). An endpoint replaced is an element change only: no rule
+	// added, so the kernel does not re-validate the table (README.md).
+	//
+	// The blocks are spread over endpointShards maps, endpoints-00 …: the
+	// kernel checks every element added to a map against every rule that
+	// uses the map, so one map for 10,000 rules made a full sync
+	// quadratic (100k elements × 10k rules). Block b is in map b mod
+	// endpointShards, at key (b / endpointShards) · endpointBlock.
+	mapEndpointsPrefix = "endpoints-"
+	endpointShards     = 64
+	// endpointBlock bounds the endpoints of one port.
+	endpointBlock = 1 << 16
+	endpointsType = "numgen random mod 65536 : ip daddr . th dport"
 
 	ipProtoPortType = "ipv4_addr . inet_proto . inet_service : verdict"
 	protoPortType   = "inet_proto . inet_service : verdict"
@@ -92,6 +109,55 @@ type nftState struct {
 	unreadable map[string]bool
 	// refs counts the ports sharing each hairpin element.
 	refs map[string]int
+	// blocks are the endpoint blocks a port fragment uses (chain → block).
+	blocks map[string]uint32
+}
+
+// nftSlots hands out blocks of mapEndpoints to chains and keeps them
+// while the chain lives, so that a change rewrites only its own elements.
+type nftSlots struct {
+	byName map[string]uint32
+	taken  map[uint32]bool
+	used   map[string]bool // names asked for since the last sweep
+	next   uint32
+}
+
+func newNFTSlots() *nftSlots {
+	return &nftSlots{byName: map[string]uint32{}, taken: map[uint32]bool{}, used: map[string]bool{}}
+}
+
+func (a *nftSlots) get(name string) (uint32, error) {
+	a.used[name] = true
+	if b, ok := a.byName[name]; ok {
+		return b, nil
+	}
+	for a.taken[a.next] {
+		a.next++
+	}
+	if uint64(a.next/endpointShards+1)*endpointBlock > 1<<32 {
+		return 0, fmt.Errorf("more than %d endpoint blocks", a.next)
+	}
+	a.byName[name], a.taken[a.next] = a.next, true
+	a.next++
+	return a.byName[name], nil
+}
+
+func (a *nftSlots) release(name string) {
+	if b, ok := a.byName[name]; ok {
+		delete(a.byName, name)
+		delete(a.taken, b)
+		a.next = min(a.next, b)
+	}
+}
+
+// sweep releases every block not asked for since the last sweep.
+func (a *nftSlots) sweep() {
+	for name := range a.byName {
+		if !a.used[name] {
+			a.release(name)
+		}
+	}
+	a.used = map[string]bool{}
 }
 
 func newNFTState() *nftState {
@@ -121,12 +187,30 @@ func (s *nftState) element(set, key, value string) {
 	s.elements[set][key] = value
 }
 
-// renderNFT computes the whole table for a Model. Pure.
+// endpointMap is the map holding block b.
+func endpointMap(b uint32) string { return fmt.Sprintf("%s%02d", mapEndpointsPrefix, b%endpointShards) }
+
+func isEndpointMap(name string) bool { return strings.HasPrefix(name, mapEndpointsPrefix) }
+
+// renderNFT computes the whole table for a Model, blocks handed out in
+// port order. Pure.
 func renderNFT(m *Model, cfg Config) *nftState {
+	s, err := renderNFTSlots(m, cfg, newNFTSlots())
+	if err != nil {
+		panic(err)
+	}
+	return s
+}
+
+// renderNFTSlots is renderNFT with the blocks of slots.
+func renderNFTSlots(m *Model, cfg Config, slots *nftSlots) (*nftState, error) {
 	cfg = cfg.withDefaults()
 	s := newNFTState()
 	for _, name := range []string{mapServiceIPs, mapServiceNodePorts, mapNoEndpointServices, mapNoEndpointNodePorts, setHairpin} {
 		s.elements[name] = map[string]string{}
+	}
+	for i := range endpointShards {
+		s.elements[endpointMap(uint32(i))] = map[string]string{}
 	}
 	mark := fmt.Sprintf("0x%x", cfg.masqMark())
 
@@ -171,17 +255,20 @@ func renderNFT(m *Model, cfg Config) *nftState {
 		nodePortMatch+" meta l4proto . th dport vmap @"+mapNoEndpointNodePorts)
 
 	for i := range m.Ports {
-		s.merge(renderNFTPortFragment(&m.Ports[i], m))
+		f, err := renderNFTPortFragment(&m.Ports[i], m, slots)
+		if err != nil {
+			return nil, err
+		}
+		s.merge(f)
 	}
-	return s
+	return s, nil
 }
 
 // renderNFTPortFragment is one service port's share of the table: its
-// chains, its dispatch and hairpin elements, its affinity sets.
-func renderNFTPortFragment(sp *ServicePort, m *Model) *nftState {
-	f := &nftState{chains: map[string][]string{}, elements: map[string]map[string]string{}, affinity: map[string]int32{}}
-	renderNFTPort(f, sp, m)
-	return f
+// chains, its dispatch, endpoint and hairpin elements, its affinity sets.
+func renderNFTPortFragment(sp *ServicePort, m *Model, slots *nftSlots) (*nftState, error) {
+	f := &nftState{chains: map[string][]string{}, elements: map[string]map[string]string{}, affinity: map[string]int32{}, blocks: map[string]uint32{}}
+	return f, renderNFTPort(f, sp, m, slots)
 }
 
 // merge adds a port's fragment to a whole state. Hairpin elements are
@@ -233,7 +320,7 @@ func ipKey(ip fmt.Stringer, proto string, port uint16) string {
 func protoKey(proto string, port uint16) string { return proto + " . " + strconv.Itoa(int(port)) }
 
 // renderNFTPort adds one service port's chains and dispatch elements.
-func renderNFTPort(s *nftState, sp *ServicePort, m *Model) {
+func renderNFTPort(s *nftState, sp *ServicePort, m *Model, slots *nftSlots) error {
 	k, proto := sp.Key, sp.Key.proto()
 	external := sp.External()
 	if len(sp.ClusterEndpoints) == 0 {
@@ -247,7 +334,7 @@ func renderNFTPort(s *nftState, sp *ServicePort, m *Model) {
 		if sp.NodePort != 0 {
 			s.element(mapNoEndpointNodePorts, protoKey(proto, sp.NodePort), verdict)
 		}
-		return
+		return nil
 	}
 	svcChain, localChain, extChain := nftServiceChain(k), nftLocalChain(k), nftExternalChain(k)
 	var clusterMasq string
@@ -262,6 +349,7 @@ func renderNFTPort(s *nftState, sp *ServicePort, m *Model) {
 	// chain that records the client in its affinity set.
 	seen := map[netip.AddrPort]bool{}
 	var used []Endpoint
+	var err error
 	dispatch := func(chain string, eps []Endpoint) {
 		if clusterMasq != "" {
 			s.add(chain, clusterMasq)
@@ -276,7 +364,23 @@ func renderNFTPort(s *nftState, sp *ServicePort, m *Model) {
 			s.element(setHairpin, ep.Addr.Addr().String()+" . "+ep.Addr.Addr().String(), "")
 		}
 		if sp.AffinitySeconds == 0 {
-			s.add(chain, nftDNATRules(proto, eps)...)
+			block, e := slots.get(chain)
+			if e != nil {
+				err = e
+				return
+			}
+			if len(eps) > endpointBlock {
+				err = fmt.Errorf("%s: more than %d endpoints", chain, endpointBlock)
+				return
+			}
+			s.blocks[chain] = block
+			set, start := endpointMap(block), uint64(block/endpointShards)*endpointBlock
+			s.add(chain, "meta l4proto "+proto+" dnat to numgen random mod "+strconv.Itoa(len(eps))+
+				" offset "+strconv.FormatUint(start, 10)+" map @"+set)
+			for i, ep := range eps {
+				s.element(set, strconv.FormatUint(start+uint64(i), 10),
+					ep.Addr.Addr().String()+" . "+strconv.Itoa(int(ep.Addr.Port())))
+			}
 			return
 		}
 		for _, ep := range eps {
@@ -342,13 +446,14 @@ func renderNFTPort(s *nftState, sp *ServicePort, m *Model) {
 		s.add(chain, "update @"+set+" { ip saddr }")
 		s.add(chain, nftDNATRules(proto, []Endpoint{ep})...)
 	}
+	return err
 }
 
 // nftDNATRules pick one of eps with probability 1/n each and DNAT to it,
 // the way iptables' statistic cascade does: rule i matches 1/(n-i) of
-// what reaches it (the last one all of it). No set per service: the
-// kernel looks sets up by walking a list, so 10,000 per-service maps made
-// every transaction at that scale slow (README.md).
+// what reaches it (the last one all of it). Only an affinity service's
+// endpoint chains use it now (n = 1); other chains DNAT through their
+// block of an endpoint map.
 func nftDNATRules(proto string, eps []Endpoint) []string {
 	rules := make([]string, len(eps))
 	for i, ep := range eps {

@@ -260,6 +260,8 @@ func (tr *nftTracer) verdict(v string, s traceState) []traceState {
 		s.term, s.end.verdict = true, "drop"
 	case strings.Contains(v, "reject"):
 		s.term, s.end.verdict = true, "reject"
+	case f[0] == "dnat" && len(f) > 2 && f[2] == "numgen":
+		return tr.blockDNAT(f, s)
 	case f[0] == "dnat":
 		ap := netip.MustParseAddrPort(f[2])
 		s.p.dst, s.p.dport = ap.Addr(), ap.Port()
@@ -270,6 +272,27 @@ func (tr *nftTracer) verdict(v string, s traceState) []traceState {
 		tr.t.Fatalf("trace: cannot interpret %q", v)
 	}
 	return []traceState{s}
+}
+
+// blockDNAT follows `dnat to numgen random mod N offset B map @m` into
+// every endpoint: keys B … B+N-1 must all be there.
+func (tr *nftTracer) blockDNAT(f []string, s traceState) []traceState {
+	mod, _ := strconv.ParseUint(f[5], 10, 32)
+	off, _ := strconv.ParseUint(f[7], 10, 32)
+	m := tr.table.Maps[strings.TrimPrefix(f[9], "@")]
+	if f[4] != "mod" || f[6] != "offset" || f[8] != "map" || m == nil || mod == 0 {
+		tr.t.Fatalf("trace: cannot interpret %q", strings.Join(f, " "))
+	}
+	var out []traceState
+	for k := off; k < off+mod; k++ {
+		e := m.FindElement(strconv.FormatUint(k, 10))
+		if e == nil {
+			tr.t.Fatalf("trace: %q: no element %d", strings.Join(f, " "), k)
+		}
+		ip, port, _ := strings.Cut(e.Value[0], " . ")
+		out = append(out, tr.verdict("dnat to "+ip+":"+port, s)...)
+	}
+	return out
 }
 
 func (tr *nftTracer) in(a netip.Addr, val string) bool {
