@@ -42,8 +42,21 @@ func TestStreaming(t *testing.T) {
 	k.run(t, "run", "counter", "--image=busybox", "--", "sh", "-c",
 		`i=0; while [ $i -lt 6000 ]; do echo "line $i"; i=$((i+1)); sleep 0.1; done`)
 	k.run(t, "run", "crasher", "--image=busybox", "--", "sh", "-c", `echo "run $RANDOM"; sleep 1; exit 1`)
+	// A pod whose port 9999 accepts connections and closes them at once.
+	apply(t, k, `apiVersion: v1
+kind: Pod
+metadata:
+  name: closer
+spec:
+  containers:
+  - name: kuard
+    image: `+kuardImage1+`
+  - name: closer
+    image: busybox
+    command: ["nc", "-ll", "-p", "9999", "-e", "true"]
+`)
 	wantMatch(t, k.run(t, "rollout", "status", "deployment/kuard", "--timeout="+rolloutTimeout), `successfully rolled out`)
-	k.run(t, "wait", "--for=condition=Ready", "pod/counter", "--timeout=60s")
+	k.run(t, "wait", "--for=condition=Ready", "pod/counter", "pod/closer", "--timeout=60s")
 	pod := strings.Fields(k.run(t, "get", "pods", "-l", "app=kuard", "-o", "jsonpath={.items[*].metadata.name}"))[0]
 	podIP := k.run(t, "get", "pod", pod, "-o", "jsonpath={.status.podIP}")
 
@@ -76,6 +89,7 @@ func TestStreaming(t *testing.T) {
 			t.Run("port-forward", func(t *testing.T) { stepPortForward(t, k, "pod/"+pod, "8080", "8080") })
 			// kubectl resolves the Service's port to the pod's.
 			t.Run("port-forward svc", func(t *testing.T) { stepPortForward(t, k, "svc/kuard", "80", "8080") })
+			t.Run("port-forward survives the pod closing connections", func(t *testing.T) { stepForwardPodCloses(t, k) })
 			t.Run("cp", func(t *testing.T) { stepCopy(t, k, pod) })
 			t.Run("run -i --rm", func(t *testing.T) { stepRunAttach(t, k) })
 			t.Run("attach -i", func(t *testing.T) { stepAttach(t, k) })
@@ -375,6 +389,65 @@ func stepPortForward(t *testing.T, k *kubectl, target, port, podPort string) {
 	select {
 	case err := <-done:
 		t.Errorf("port-forward ended early: %v\n%s", err, stderr.String())
+	default:
+	}
+}
+
+// stepForwardPodCloses: one forward of two ports; connections to the one
+// whose server closes them at once (pod side) end, and the forward goes on
+// serving both ports.
+func stepForwardPodCloses(t *testing.T, k *kubectl) {
+	ctx, cancel := context.WithCancel(context.Background())
+	cmd := k.cmd(ctx, nil, "port-forward", "pod/closer", ":8080", ":9999")
+	stdout, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	stderr := &syncBuffer{}
+	cmd.Stderr = stderr
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	exited := make(chan error, 1)
+	locals := make(chan [2]string, 4)
+	go func() {
+		sc := bufio.NewScanner(stdout)
+		re := regexp.MustCompile(`^Forwarding from 127\.0\.0\.1:(\d+) -> (\d+)$`)
+		for sc.Scan() {
+			if m := re.FindStringSubmatch(sc.Text()); m != nil {
+				locals <- [2]string{m[2], m[1]}
+			}
+		}
+		exited <- cmd.Wait()
+	}()
+	defer func() { cancel(); <-exited }()
+	local := map[string]string{}
+	for len(local) < 2 {
+		select {
+		case l := <-locals:
+			local[l[0]] = l[1]
+		case err := <-exited:
+			t.Fatalf("port-forward ended: %v\n%s", err, stderr.String())
+		case <-time.After(kubectlTimeout):
+			t.Fatalf("port-forward: no Forwarding lines\n%s", stderr.String())
+		}
+	}
+	c := &http.Client{Timeout: 10 * time.Second, Transport: &http.Transport{DisableKeepAlives: true}}
+	for i := 0; i < 3; i++ {
+		if resp, err := c.Get("http://127.0.0.1:" + local["9999"] + "/"); err == nil {
+			resp.Body.Close()
+			t.Errorf("port 9999 answered %s; its server closes every connection", resp.Status)
+		}
+		resp, err := c.Get("http://127.0.0.1:" + local["8080"] + "/healthy")
+		if err != nil {
+			t.Fatalf("port 8080 after a connection the pod closed: %v\n%s", err, stderr.String())
+		}
+		resp.Body.Close()
+	}
+	select {
+	case err := <-exited:
+		t.Errorf("port-forward ended: %v\n%s", err, stderr.String())
+		exited <- err
 	default:
 	}
 }
