@@ -34,7 +34,9 @@ test: deps build
 	hack/netns.sh $(GO) test -count=1 -timeout 20m ./...
 
 bench: build
-	hack/netns.sh $(GO) test -run XXX -bench . -benchtime 1x -timeout 20m ./bench/...
+	hack/netns.sh $(GO) test -run XXX -bench . -benchtime 1x -timeout 20m ./bench/... 2>&1 | tee bench/.output; test $${PIPESTATUS[0]} -eq 0
+	$(GO) run ./hack/benchresults < bench/.output > bench/RESULTS.md
+	rm -f bench/.output
 
 # docs/walkthrough.md from a real run of the walkthrough test: its
 # transcript (every command and output) filled into docs/walkthrough.md.tmpl.
