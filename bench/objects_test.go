@@ -189,7 +189,25 @@ func createNamespace(ctx context.Context, b *testing.B, c kubernetes.Interface, 
 	if err != nil {
 		b.Fatalf("create namespace %s: %v", name, err)
 	}
+	// Every namespace gets the cluster CA's ConfigMap from the root CA
+	// publisher, as upstream; wait for it so that it is there for the whole
+	// measurement rather than arriving in the middle of it.
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		_, err := c.CoreV1().ConfigMaps(name).Get(ctx, rootCAConfigMap, metav1.GetOptions{})
+		if err == nil {
+			return
+		}
+		if time.Now().After(deadline) {
+			b.Fatalf("namespace %s: no %s ConfigMap within 30 s: %v", name, rootCAConfigMap, err)
+		}
+		time.Sleep(20 * time.Millisecond) // bounded by the deadline
+	}
 }
+
+// rootCAConfigMap is the ConfigMap the root CA publisher keeps in every
+// namespace.
+const rootCAConfigMap = "kube-root-ca.crt"
 
 // run performs ops 0..n-1, spread over the clients (one goroutine per
 // client), and returns each op's latency and the wall time of the batch.
