@@ -1,12 +1,7 @@
 package bench
 
 import (
-	"bytes"
-	"context"
-	"encoding/json"
 	"fmt"
-	"os"
-	"os/exec"
 	"slices"
 	"sync"
 	"testing"
@@ -71,44 +66,12 @@ type dnsResult struct {
 // node's network namespace (see envHTTPPlan).
 const envDNSPlan = "KITE_BENCH_DNS_PLAN"
 
-func init() {
-	if p := os.Getenv(envDNSPlan); p != "" {
-		var plan dnsPlan
-		if err := json.Unmarshal([]byte(p), &plan); err != nil {
-			fmt.Fprintf(os.Stderr, "%s: %v\n", envDNSPlan, err)
-			os.Exit(2)
-		}
-		res, err := runDNSPlan(plan)
-		if err != nil {
-			fmt.Fprintln(os.Stderr, err)
-			os.Exit(1)
-		}
-		json.NewEncoder(os.Stdout).Encode(res)
-		os.Exit(0)
-	}
-}
+func init() { servePlan(envDNSPlan, runDNSPlan) }
 
 func runDNSPlanIn(b *testing.B, netnsPin string, plan dnsPlan) []dnsResult {
 	b.Helper()
-	self, err := os.Executable()
-	if err != nil {
-		b.Fatal(err)
-	}
-	data, _ := json.Marshal(plan)
-	ctx, cancel := context.WithTimeout(context.Background(), time.Duration(len(plan.Loads))*plan.For+labReadyTimeout+10*time.Second)
-	defer cancel()
-	c := exec.CommandContext(ctx, "nsenter", "--net="+netnsPin, "--", self)
-	c.Env = append(os.Environ(), envDNSPlan+"="+string(data))
-	var out, errb bytes.Buffer
-	c.Stdout, c.Stderr = &out, &errb
-	if err := c.Run(); err != nil {
-		b.Fatalf("DNS client in %s: %v\n%s", netnsPin, err, errb.String())
-	}
-	var res []dnsResult
-	if err := json.Unmarshal(out.Bytes(), &res); err != nil {
-		b.Fatalf("DNS client in %s: %v\n%s", netnsPin, err, out.String())
-	}
-	return res
+	timeout := time.Duration(len(plan.Loads))*plan.For + labReadyTimeout + 10*time.Second
+	return runPlanInNetns[dnsPlan, []dnsResult](b, netnsPin, envDNSPlan, plan, timeout)
 }
 
 // runDNSPlan waits (up to labReadyTimeout) for the first answer, then runs

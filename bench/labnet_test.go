@@ -267,21 +267,53 @@ func (r httpResult) mibps() float64 {
 // JSON and exits, before any test machinery starts.
 const envHTTPPlan = "KITE_BENCH_HTTP_PLAN"
 
-func init() {
-	if p := os.Getenv(envHTTPPlan); p != "" {
-		var plan httpPlan
-		if err := json.Unmarshal([]byte(p), &plan); err != nil {
-			fmt.Fprintf(os.Stderr, "%s: %v\n", envHTTPPlan, err)
-			os.Exit(2)
-		}
-		res, err := runHTTPPlan(plan)
-		if err != nil {
-			fmt.Fprintln(os.Stderr, err)
-			os.Exit(1)
-		}
-		json.NewEncoder(os.Stdout).Encode(res)
-		os.Exit(0)
+func init() { servePlan(envHTTPPlan, runHTTPPlan) }
+
+// servePlan: when env carries a JSON plan, this process is the test binary
+// re-executed inside a node's network namespace — it runs the plan, prints
+// the result as JSON and exits, before any test machinery starts.
+func servePlan[P, R any](env string, run func(P) (R, error)) {
+	p := os.Getenv(env)
+	if p == "" {
+		return
 	}
+	var plan P
+	if err := json.Unmarshal([]byte(p), &plan); err != nil {
+		fmt.Fprintf(os.Stderr, "%s: %v\n", env, err)
+		os.Exit(2)
+	}
+	res, err := run(plan)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(1)
+	}
+	json.NewEncoder(os.Stdout).Encode(res)
+	os.Exit(0)
+}
+
+// runPlanInNetns runs plan in the network namespace pinned at netnsPin:
+// this test binary under nsenter, with the plan in env (see servePlan).
+func runPlanInNetns[P, R any](b *testing.B, netnsPin, env string, plan P, timeout time.Duration) R {
+	b.Helper()
+	self, err := os.Executable()
+	if err != nil {
+		b.Fatal(err)
+	}
+	data, _ := json.Marshal(plan)
+	ctx, cancel := context.WithTimeout(context.Background(), timeout)
+	defer cancel()
+	c := exec.CommandContext(ctx, "nsenter", "--net="+netnsPin, "--", self)
+	c.Env = append(os.Environ(), env+"="+string(data))
+	var out, errb bytes.Buffer
+	c.Stdout, c.Stderr = &out, &errb
+	if err := c.Run(); err != nil {
+		b.Fatalf("client in %s: %v\n%s", netnsPin, err, errb.String())
+	}
+	var res R
+	if err := json.Unmarshal(out.Bytes(), &res); err != nil {
+		b.Fatalf("client in %s: %v\n%s", netnsPin, err, out.String())
+	}
+	return res
 }
 
 // runPlanIn runs plan in the network namespace pinned at netnsPin, by this
@@ -295,25 +327,7 @@ func runPlanIn(b *testing.B, netnsPin string, plan httpPlan) []httpResult {
 		}
 		return res
 	}
-	self, err := os.Executable()
-	if err != nil {
-		b.Fatal(err)
-	}
-	data, _ := json.Marshal(plan)
-	ctx, cancel := context.WithTimeout(context.Background(), plan.Max+labReadyTimeout+10*time.Second)
-	defer cancel()
-	c := exec.CommandContext(ctx, "nsenter", "--net="+netnsPin, "--", self)
-	c.Env = append(os.Environ(), envHTTPPlan+"="+string(data))
-	var out, errb bytes.Buffer
-	c.Stdout, c.Stderr = &out, &errb
-	if err := c.Run(); err != nil {
-		b.Fatalf("HTTP client in %s: %v\n%s", netnsPin, err, errb.String())
-	}
-	var res []httpResult
-	if err := json.Unmarshal(out.Bytes(), &res); err != nil {
-		b.Fatalf("HTTP client in %s: %v\n%s", netnsPin, err, out.String())
-	}
-	return res
+	return runPlanInNetns[httpPlan, []httpResult](b, netnsPin, envHTTPPlan, plan, plan.Max+labReadyTimeout+10*time.Second)
 }
 
 // runHTTPPlan first waits (untimed, up to labReadyTimeout) for one

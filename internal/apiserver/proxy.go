@@ -76,6 +76,8 @@ func (s *Server) connect(w http.ResponseWriter, r *http.Request, info *requestIn
 	}
 	// The caller's credentials are for this server, not for the agent.
 	r.Header.Del("Authorization")
+	// The handler sends an upgrade to loc's query but a plain request
+	// (logs) with the request's own: make them the same.
 	r.URL.RawQuery = loc.RawQuery
 	h := proxy.NewUpgradeAwareHandler(loc, s.agentTransport, false, false, agentErrors{s})
 	// Logs are streamed: pass every write on at once.

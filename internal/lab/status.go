@@ -1,6 +1,7 @@
 package lab
 
 import (
+	"cmp"
 	"context"
 	"fmt"
 	"io"
@@ -35,7 +36,7 @@ func Status(ctx context.Context, cfg Config, out io.Writer) error {
 	fmt.Fprintf(out, "Cluster %q (kite %s), state in %s\n", cl.Name, version.Version, cl.StateDir)
 	fmt.Fprintf(out, "  API server   %s (context %q)\n", cl.APIServer(), cl.Context)
 	fmt.Fprintf(out, "  underlay     %s on bridge %s, this machine %s\n", cl.Underlay, cl.Bridge, cl.Gateway)
-	fmt.Fprintf(out, "  pods         %s (%s), services %s, proxy %s\n", cl.PodCIDR, cl.PodNetwork, cl.ServiceCIDR, orDefault(cl.ProxyMode, "nftables"))
+	fmt.Fprintf(out, "  pods         %s (%s), services %s, proxy %s\n", cl.PodCIDR, cl.PodNetwork, cl.ServiceCIDR, cmp.Or(cl.ProxyMode, "nftables"))
 	if cl.LB != nil {
 		fmt.Fprintf(out, "  LoadBalancer %s, kite lb at %s\n", cl.LBPool, cl.LB.IP)
 	}
@@ -53,7 +54,7 @@ func Status(ctx context.Context, cfg Config, out io.Writer) error {
 		for _, role := range roles {
 			procs += fmt.Sprintf("%s %s  ", role, procState(cl, n.Name, role))
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\n", n.Name, n.IP, orDefault(podCIDRs[n.Name], "-"), orDefault(ready[n.Name], "-"), procs)
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\n", n.Name, n.IP, cmp.Or(podCIDRs[n.Name], "-"), cmp.Or(ready[n.Name], "-"), procs)
 	}
 	if cl.LB != nil {
 		fmt.Fprintf(tw, "%s\t%s\t-\t-\tlb %s\n", cl.LB.Name, cl.LB.IP, procState(cl, cl.LB.Name, "lb"))
@@ -106,11 +107,4 @@ func procState(cl *Cluster, node, role string) string {
 		return fmt.Sprintf("pid %d", r.PID)
 	}
 	return "stopped"
-}
-
-func orDefault(s, def string) string {
-	if s == "" {
-		return def
-	}
-	return s
 }

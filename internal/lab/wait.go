@@ -13,6 +13,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/tools/clientcmd"
+	"k8s.io/utils/ptr"
 )
 
 // kubeconfigTimeout bounds the wait for the server's credentials even
@@ -81,7 +82,7 @@ func waitUsable(ctx context.Context, cl *Cluster, wait time.Duration, p *progres
 			status = err.Error()
 			return false, nil
 		}
-		status = fmt.Sprintf("%d of %d kite-dns pods available", d.Status.AvailableReplicas, ptrDeref(d.Spec.Replicas))
+		status = fmt.Sprintf("%d of %d kite-dns pods available", d.Status.AvailableReplicas, ptr.Deref(d.Spec.Replicas, 1))
 		return d.Status.AvailableReplicas > 0, nil
 	}); err != nil {
 		return fmt.Errorf("waiting for cluster DNS: %w: %s; `kubectl -n kube-system get pods` says why", err, status)
@@ -98,13 +99,6 @@ func waitUsable(ctx context.Context, cl *Cluster, wait time.Duration, p *progres
 // dnsDeployment is the cluster DNS add-on `kite server --cluster-dns`
 // makes.
 const dnsDeployment = "kite-dns"
-
-func ptrDeref(p *int32) int32 {
-	if p == nil {
-		return 1
-	}
-	return *p
-}
 
 // nodesReady reports whether every node of the cluster is registered and
 // Ready, and if not, which are not. A cluster brought back keeps its Nodes

@@ -73,8 +73,14 @@ type kubectl struct {
 }
 
 func newKubectl(t *testing.T, v kubectlVersion, s *server, ns string) *kubectl {
+	return kubectlFor(t, v, s.kubeconfig(), ns)
+}
+
+// kubectlFor is kubectl version v with kubeconfig, in namespace ns, with
+// a HOME of its own (discovery cache).
+func kubectlFor(t *testing.T, v kubectlVersion, kubeconfig, ns string) *kubectl {
 	home := t.TempDir()
-	env := append(os.Environ(), "KUBECONFIG="+s.kubeconfig(), "HOME="+home)
+	env := append(os.Environ(), "KUBECONFIG="+kubeconfig, "HOME="+home)
 	return &kubectl{v: v, env: env, ns: ns, home: home}
 }
 
@@ -130,18 +136,21 @@ func (k *kubectl) run(t *testing.T, args ...string) string {
 	return r.stdout
 }
 
-// shellJoin quotes arguments for display as a shell command.
+// shellJoin quotes arguments for display as a shell command: an argument
+// of only safe characters stays as it is, any other is single-quoted.
 func shellJoin(args []string) string {
 	out := make([]string, len(args))
 	for i, a := range args {
-		if a == "" || strings.ContainsAny(a, " \t\n'\"$`\\|&;<>(){}*?[]#~!") && !regexp.MustCompile(`^--?[a-zA-Z-]+=[^ '"$`+"`"+`\\|&;<>(){}*?\[\]#~!]*$`).MatchString(a) {
-			out[i] = "'" + strings.ReplaceAll(a, "'", `'\''`) + "'"
-		} else {
+		if shellSafe.MatchString(a) {
 			out[i] = a
+		} else {
+			out[i] = "'" + strings.ReplaceAll(a, "'", `'\''`) + "'"
 		}
 	}
 	return strings.Join(out, " ")
 }
+
+var shellSafe = regexp.MustCompile(`^[A-Za-z0-9_@%+=:,./-]+$`)
 
 // fail runs kubectl, expects it to fail, and returns its stderr.
 func (k *kubectl) fail(t *testing.T, args ...string) string {

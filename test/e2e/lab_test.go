@@ -6,6 +6,7 @@ package e2e
 import (
 	"bytes"
 	"context"
+	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -74,7 +75,20 @@ func (l *lab) kite(ctx context.Context, args ...string) (string, error) {
 
 // kubectl is one kubectl version against the lab, in namespace ns.
 func (l *lab) kubectl(t *testing.T, v kubectlVersion, ns string) *kubectl {
-	home := t.TempDir()
-	env := append(os.Environ(), "KUBECONFIG="+l.kubeconfig, "HOME="+home)
-	return &kubectl{v: v, env: env, ns: ns, home: home}
+	return kubectlFor(t, v, l.kubeconfig, ns)
+}
+
+// nodeShell runs a shell command on a lab node (`kite node shell`).
+func (l *lab) nodeShell(t *testing.T, node, script string) string {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	out, err := l.kite(ctx, "node", "shell", node, "--state-dir", l.state, "--", "sh", "-c", script)
+	if err != nil && ctx.Err() != nil {
+		t.Fatalf("node shell %s: %v", node, err)
+	}
+	if l.record != nil {
+		l.record(fmt.Sprintf("kite node shell %s -- %s", node, script), out)
+	}
+	return out
 }

@@ -4,7 +4,6 @@ package e2e
 // proxy in a lab cluster, for both backends (S14–S18).
 
 import (
-	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -514,19 +513,4 @@ func spread(out string) map[string]int {
 		seen[m[1]]++
 	}
 	return seen
-}
-
-// nodeShell runs a shell command on a lab node (`kite node shell`).
-func (l *lab) nodeShell(t *testing.T, node, script string) string {
-	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
-	defer cancel()
-	out, err := l.kite(ctx, "node", "shell", node, "--state-dir", l.state, "--", "sh", "-c", script)
-	if err != nil && ctx.Err() != nil {
-		t.Fatalf("node shell %s: %v", node, err)
-	}
-	if l.record != nil {
-		l.record(fmt.Sprintf("kite node shell %s -- %s", node, script), out)
-	}
-	return out
 }
