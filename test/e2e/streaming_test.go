@@ -514,13 +514,7 @@ func stepRunAttach(t *testing.T, k *kubectl) {
 		t.Errorf("run -i --rm … cat: %v\nstdout %q\nstderr %q", r.err, r.stdout, r.stderr)
 	}
 	// (kubectl 1.20's wait --for=delete fails on a pod already gone.)
-	deadline := time.Now().Add(kubectlTimeout)
-	for k.run(t, "get", "pod", name, "--ignore-not-found", "-o", "name") != "" {
-		if time.Now().After(deadline) {
-			t.Fatalf("pod %s still exists %s after kubectl run --rm", name, kubectlTimeout)
-		}
-		time.Sleep(200 * time.Millisecond)
-	}
+	waitPodGone(t, k, name)
 }
 
 // stepAttach: `kubectl attach -i` to a running pod with stdin: true sends
@@ -554,13 +548,18 @@ func stepRunTTY(t *testing.T, k *kubectl) {
 	if !regexp.MustCompile(`(?m)^42\r?$`).MatchString(out) {
 		t.Errorf("run -it --rm sh: no 42 in:\n%s", out)
 	}
-	deadline := time.Now().Add(kubectlTimeout)
-	for k.run(t, "get", "pod", name, "--ignore-not-found", "-o", "name") != "" {
-		if time.Now().After(deadline) {
-			t.Fatalf("pod %s still exists %s after kubectl run --rm", name, kubectlTimeout)
+	waitPodGone(t, k, name)
+}
+
+// waitPodGone waits until `kubectl run --rm` has deleted its pod.
+func waitPodGone(t *testing.T, k *kubectl, name string) {
+	t.Helper()
+	waitFor(t, kubectlTimeout, "pod "+name+" deleted after kubectl run --rm", func() error {
+		if out := k.run(t, "get", "pod", name, "--ignore-not-found", "-o", "name"); out != "" {
+			return fmt.Errorf("still there: %s", strings.TrimSpace(out))
 		}
-		time.Sleep(200 * time.Millisecond)
-	}
+		return nil
+	})
 }
 
 // syncBuffer is a bytes buffer safe for a writer and a reader.
