@@ -57,7 +57,11 @@ spec:
 `)
 	wantMatch(t, k.run(t, "rollout", "status", "deployment/kuard", "--timeout="+rolloutTimeout), `successfully rolled out`)
 	k.run(t, "wait", "--for=condition=Ready", "pod/counter", "pod/closer", "--timeout=60s")
-	pod := strings.Fields(k.run(t, "get", "pods", "-l", "app=kuard", "-o", "jsonpath={.items[*].metadata.name}"))[0]
+	kuards := strings.Fields(k.run(t, "get", "pods", "-l", "app=kuard", "-o", "jsonpath={.items[*].metadata.name}"))
+	for _, p := range append(kuards, "closer") {
+		waitServing(t, k, p)
+	}
+	pod := kuards[0]
 	podIP := k.run(t, "get", "pod", pod, "-o", "jsonpath={.status.podIP}")
 
 	t.Run("agent refuses clients without the API server's certificate", func(t *testing.T) {
@@ -457,6 +461,7 @@ func stepForwardPodCloses(t *testing.T, k *kubectl) {
 func stepForwardPodDies(t *testing.T, k *kubectl) {
 	k.run(t, "run", "victim", "--image="+kuardImage1)
 	k.run(t, "wait", "--for=condition=Ready", "pod/victim", "--timeout=60s")
+	waitServing(t, k, "victim")
 	local, _, done, stderr := portForward(t, k, "pod/victim", "8080", "8080")
 	c := &http.Client{Timeout: 10 * time.Second}
 	if resp, err := c.Get("http://127.0.0.1:" + local + "/healthy"); err != nil {
@@ -549,6 +554,21 @@ func stepRunTTY(t *testing.T, k *kubectl) {
 		t.Errorf("run -it --rm sh: no 42 in:\n%s", out)
 	}
 	waitPodGone(t, k, name)
+}
+
+// waitServing waits until kuard in pod answers on 8080. The kuard pods
+// have no readiness probe, so Ready means started, not yet listening; a
+// forwarded connection refused by the pod makes kubectl (1.2x and later)
+// end the whole port-forward.
+func waitServing(t *testing.T, k *kubectl, pod string) {
+	t.Helper()
+	waitFor(t, kubectlTimeout, "kuard serving in "+pod, func() error {
+		r := k.try(t, nil, "", "exec", pod, "--", "wget", "-q", "-O", "/dev/null", "http://127.0.0.1:8080/healthy")
+		if r.err != nil {
+			return fmt.Errorf("%v: %s", r.err, r.stderr)
+		}
+		return nil
+	})
 }
 
 // waitPodGone waits until `kubectl run --rm` has deleted its pod.

@@ -94,6 +94,7 @@ func TestWalkthrough(t *testing.T) {
 		listPods(t)
 	})
 	step("S2 port-forward", func(t *testing.T) {
+		waitServing(t, k, pods[0])
 		ctx, cancel := context.WithCancel(context.Background())
 		defer cancel()
 		cmd := k.cmd(ctx, nil, "port-forward", pods[0], "8080:8080")
