@@ -93,20 +93,29 @@ func teardown(ctx context.Context, cl *Cluster, out io.Writer) error {
 			}
 		}
 	}
-	var victims []procRecord
+	var kite []procRecord
 	for _, n := range cl.netNamespaces() {
 		for _, role := range []string{"server", "agent", "lb"} {
 			if r, err := readProcRecord(cl.childRecord(n.Name, role)); err == nil && r.alive() {
-				victims = append(victims, r)
+				kite = append(kite, r)
 			}
 		}
 	}
-	victims = append(victims, processesIn(nss)...)
-	if len(victims) > 0 {
-		if err := killAll(victims, 5*time.Second); err != nil {
+	if len(kite) > 0 {
+		if err := killAll(kite, 5*time.Second); err != nil {
 			errs = append(errs, err)
 		}
-		note("stopped %d process(es) left in the nodes", len(victims))
+		note("stopped %d kite process(es) that outlived the supervisor", len(kite))
+	}
+	// The pods' processes and their shims are killed outright, as
+	// `docker rm -f` ends a kind node: the cluster is going away, and a
+	// container's graceful shutdown (kite-dns's lame duck is 5 s) would
+	// only delay that. `kite up` starts the pods again.
+	if rest := processesIn(nss); len(rest) > 0 {
+		if err := killAll(rest, 0); err != nil {
+			errs = append(errs, err)
+		}
+		note("stopped %d process(es) left in the nodes (pods)", len(rest))
 	}
 	// 3. Namespace pins in the state directory: with no process left in
 	// them, unmounting a pin frees its namespace and every mount in it.

@@ -182,18 +182,20 @@ func processesIn(nss map[nsID]bool) []procRecord {
 }
 
 // killAll sends SIGTERM to every process, waits up to grace, then SIGKILLs
-// what is left.
+// what is left (with no grace: SIGKILL at once).
 func killAll(rs []procRecord, grace time.Duration) error {
 	if len(rs) == 0 {
 		return nil
 	}
-	for _, r := range rs {
-		if r.alive() {
-			_ = syscall.Kill(r.PID, syscall.SIGTERM)
+	if grace > 0 {
+		for _, r := range rs {
+			if r.alive() {
+				_ = syscall.Kill(r.PID, syscall.SIGTERM)
+			}
 		}
-	}
-	if waitGone(rs, grace) {
-		return nil
+		if waitGone(rs, grace) {
+			return nil
+		}
 	}
 	for _, r := range rs {
 		if r.alive() {
