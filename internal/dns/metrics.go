@@ -29,6 +29,7 @@ type metrics struct {
 	cacheMisses   prometheus.Counter
 	forwardErrors prometheus.Counter
 	loops         prometheus.Counter
+	fastAnswers   prometheus.Counter
 }
 
 func newMetrics() *metrics {
@@ -59,8 +60,12 @@ func newMetrics() *metrics {
 			Namespace: metricNamespace, Subsystem: metricSubsystem, Name: "upstream_loops_total",
 			Help: "Upstreams dropped because our loop probe came back to us through them.",
 		}),
+		fastAnswers: prometheus.NewCounter(prometheus.CounterOpts{
+			Namespace: metricNamespace, Subsystem: metricSubsystem, Name: "fast_answers_total",
+			Help: "UDP queries answered from a packed zone answer without being unpacked (also counted in requests_total).",
+		}),
 	}
-	m.reg.MustRegister(m.requests, m.duration, m.cacheHits, m.cacheMisses, m.forwardErrors, m.loops,
+	m.reg.MustRegister(m.requests, m.duration, m.cacheHits, m.cacheMisses, m.forwardErrors, m.loops, m.fastAnswers,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return m
 }

@@ -40,6 +40,8 @@ type Server struct {
 	store  *Store
 	zone   *zone
 	m      *metrics
+	// answers is the UDP fast path's cache (fastpath.go).
+	answers packedAnswers
 
 	fwd      *forwarder
 	loopID   string // this server's loop-probe nonce
@@ -123,7 +125,7 @@ func (s *Server) Run(ctx context.Context) error {
 	s.dnsAddr = udp.LocalAddr().String()
 	s.mu.Unlock()
 	servers := []*dns.Server{
-		{PacketConn: udp, Handler: s, UDPSize: maxUDPSize},
+		{PacketConn: udp, Handler: s, UDPSize: maxUDPSize, DecorateReader: s.decorateReader},
 		{Listener: tcp, Handler: s},
 	}
 	httpServers, err := s.listenHTTP()
@@ -260,7 +262,8 @@ func (s *Server) listenHTTP() ([]httpServer, error) {
 // ServeDNS answers one request: from the zone, or through the forwarder.
 func (s *Server) ServeDNS(w dns.ResponseWriter, r *dns.Msg) {
 	start := time.Now()
-	m, source := s.answer(r)
+	gen := s.store.Generation() // before the lookup: a change during it makes the answer stale at once
+	m, source, cacheable := s.answer(r)
 	// Truncate to what the client can take: 512 bytes over UDP without
 	// EDNS0, its advertised buffer (capped) with it; TC tells it to retry
 	// over TCP.
@@ -272,18 +275,31 @@ func (s *Server) ServeDNS(w dns.ResponseWriter, r *dns.Msg) {
 		}
 	}
 	m.Truncate(size)
-	_ = w.WriteMsg(m)
-
+	wire, err := m.Pack()
+	if err != nil {
+		// Unpackable records cannot come from the zone; say so rather
+		// than leave the client waiting.
+		wire, _ = new(dns.Msg).SetRcode(r, dns.RcodeServerFailure).Pack()
+		cacheable = false
+	}
 	qtype := uint16(0)
 	if len(r.Question) > 0 {
 		qtype = r.Question[0].Qtype
 	}
-	s.m.requests.WithLabelValues(typeLabel(qtype), rcodeLabel(m.Rcode), source).Inc()
+	requests := s.m.requests.WithLabelValues(typeLabel(qtype), rcodeLabel(m.Rcode), source)
+	if cacheable {
+		// Before the answer leaves: the client's next query may come
+		// at once.
+		s.remember(r, m, wire, gen, requests)
+	}
+	_, _ = w.Write(wire)
+	requests.Inc()
 	s.m.duration.WithLabelValues(source).Observe(time.Since(start).Seconds())
 }
 
-// answer builds the reply to r.
-func (s *Server) answer(r *dns.Msg) (*dns.Msg, string) {
+// answer builds the reply to r, and says whether it depends on nothing
+// but the Store (so the fast path may keep it).
+func (s *Server) answer(r *dns.Msg) (*dns.Msg, string, bool) {
 	m := new(dns.Msg)
 	m.SetReply(r)
 	m.RecursionAvailable = true
@@ -294,26 +310,26 @@ func (s *Server) answer(r *dns.Msg) (*dns.Msg, string) {
 		m.SetEdns0(maxUDPSize, opt.Do())
 		if opt.Version() != 0 {
 			m.Rcode = dns.RcodeBadVers // sets the extended rcode in our OPT
-			return m, sourceZone
+			return m, sourceZone, false
 		}
 	}
 	if r.Opcode != dns.OpcodeQuery {
 		m.Rcode = dns.RcodeNotImplemented
-		return m, sourceZone
+		return m, sourceZone, false
 	}
 	if len(r.Question) != 1 {
 		m.Rcode = dns.RcodeFormatError
-		return m, sourceZone
+		return m, sourceZone, false
 	}
 	q := r.Question[0]
 	if s.isOurLoopProbe(q.Name) {
 		m.Rcode = dns.RcodeNameError
-		return m, sourceZone
+		return m, sourceZone, false
 	}
 	res := s.zone.lookup(s.store, q)
 	if res.Forward {
 		s.forward(m, q, opt != nil && opt.Do())
-		return m, sourceForward
+		return m, sourceForward, false
 	}
 	m.Authoritative = true
 	m.Rcode = res.Rcode
@@ -331,7 +347,7 @@ func (s *Server) answer(r *dns.Msg) (*dns.Msg, string) {
 			}
 		}
 	}
-	return m, sourceZone
+	return m, sourceZone, res.Chase == ""
 }
 
 // forward fills m with the upstreams' answer to q, or SERVFAIL.

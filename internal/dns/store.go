@@ -4,6 +4,7 @@ import (
 	"net/netip"
 	"slices"
 	"sync"
+	"sync/atomic"
 )
 
 // Store indexes the slim records for lookup. Writers (the informer
@@ -16,6 +17,9 @@ type Store struct {
 	// ptr holds the reverse names of cluster IPs and of headless
 	// endpoints: which Service (and endpoint label) an address belongs to.
 	ptr map[netip.Addr][]ptrRef
+	// gen counts the writes; an answer computed at one generation is
+	// good until the next (the fast path's cache checks it).
+	gen atomic.Uint64
 }
 
 // serviceEntry is one Service and its endpoints, which may arrive before
@@ -42,6 +46,7 @@ func NewStore() *Store {
 func (s *Store) SetService(svc Service) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	defer s.gen.Add(1)
 	e := s.entry(svc.Namespace, svc.Name, true)
 	e.svc = &svc
 	s.rebuild(svc.Namespace, svc.Name, e)
@@ -52,6 +57,7 @@ func (s *Store) SetService(svc Service) {
 func (s *Store) DeleteService(namespace, name string) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	defer s.gen.Add(1)
 	if e := s.entry(namespace, name, false); e != nil {
 		e.svc = nil
 		s.rebuild(namespace, name, e)
@@ -63,6 +69,7 @@ func (s *Store) DeleteService(namespace, name string) {
 func (s *Store) SetEndpoints(namespace, service, slice string, eps []Endpoint) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	defer s.gen.Add(1)
 	e := s.entry(namespace, service, true)
 	if e.slices == nil {
 		e.slices = map[string][]Endpoint{}
@@ -75,11 +82,15 @@ func (s *Store) SetEndpoints(namespace, service, slice string, eps []Endpoint) {
 func (s *Store) DeleteEndpoints(namespace, service, slice string) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	defer s.gen.Add(1)
 	if e := s.entry(namespace, service, false); e != nil {
 		delete(e.slices, slice)
 		s.rebuild(namespace, service, e)
 	}
 }
+
+// Generation changes with every write to the store.
+func (s *Store) Generation() uint64 { return s.gen.Load() }
 
 // Len is the number of Services in the store.
 func (s *Store) Len() int {
