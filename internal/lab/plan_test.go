@@ -332,3 +332,23 @@ func TestLBPool(t *testing.T) {
 		}
 	}
 }
+
+// TestLBSameShape: bringing a cluster back keeps its pool and mode unless
+// a flag contradicts them.
+func TestLBSameShape(t *testing.T) {
+	cl := &Cluster{Name: "kite", StateDir: "/s", Nodes: make([]Node, 2), LBPool: "172.30.0.10-172.30.0.11", LBMode: LBModeL2}
+	if err := sameShape(Config{}, cl); err != nil {
+		t.Errorf("no flags: %v", err)
+	}
+	if err := sameShape(Config{LBMode: LBModeL2, LBPool: cl.LBPool}, cl); err != nil {
+		t.Errorf("the same flags: %v", err)
+	}
+	for _, c := range []Config{{LBMode: LBModeLB}, {LBPool: "172.30.0.12"}} {
+		if err := sameShape(c, cl); err == nil || !strings.Contains(err.Error(), "kite down --purge") {
+			t.Errorf("%+v: %v, want a refusal", c, err)
+		}
+	}
+	if err := sameShape(Config{LBMode: LBModeLB}, &Cluster{Name: "kite", Nodes: make([]Node, 2)}); err != nil {
+		t.Errorf("--lb-mode lb for a cluster recorded without a mode: %v", err)
+	}
+}
