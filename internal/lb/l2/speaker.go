@@ -356,9 +356,18 @@ func (s *Speaker) heartbeat(ctx context.Context) {
 	failing := false
 	t := time.NewTicker(s.renewInterval())
 	defer t.Stop()
+	var owner *metav1.OwnerReference
 	for {
 		rctx, cancel := context.WithTimeout(ctx, s.cfg.LeaseDuration/2)
-		l, err := s.renew(rctx, leases, name, cur)
+		if owner == nil {
+			// The Node owns the Lease, so the garbage collector deletes
+			// it with the Node. Until the Node exists, no owner.
+			if n, err := s.client.CoreV1().Nodes().Get(rctx, s.cfg.NodeName, metav1.GetOptions{}); err == nil {
+				owner = &metav1.OwnerReference{APIVersion: "v1", Kind: "Node", Name: n.Name, UID: n.UID}
+				cur = nil
+			}
+		}
+		l, err := s.renew(rctx, leases, name, cur, owner)
 		cancel()
 		switch {
 		case err == nil:
@@ -394,13 +403,13 @@ type leaseClient interface {
 
 // renew writes the Lease with renewTime now: an update of cur when known,
 // else of what the API has, else a new one.
-func (s *Speaker) renew(ctx context.Context, leases leaseClient, name string, cur *coordinationv1.Lease) (*coordinationv1.Lease, error) {
+func (s *Speaker) renew(ctx context.Context, leases leaseClient, name string, cur *coordinationv1.Lease, owner *metav1.OwnerReference) (*coordinationv1.Lease, error) {
 	if cur == nil {
 		l, err := leases.Get(ctx, name, metav1.GetOptions{})
 		switch {
 		case apierrors.IsNotFound(err):
 			l = &coordinationv1.Lease{ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: LeaseNamespace}}
-			s.fill(l)
+			s.fill(l, owner)
 			return leases.Create(ctx, l, metav1.CreateOptions{})
 		case err != nil:
 			return nil, err
@@ -408,11 +417,14 @@ func (s *Speaker) renew(ctx context.Context, leases leaseClient, name string, cu
 		cur = l
 	}
 	l := cur.DeepCopy()
-	s.fill(l)
+	s.fill(l, owner)
 	return leases.Update(ctx, l, metav1.UpdateOptions{})
 }
 
-func (s *Speaker) fill(l *coordinationv1.Lease) {
+func (s *Speaker) fill(l *coordinationv1.Lease, owner *metav1.OwnerReference) {
+	if owner != nil && len(l.OwnerReferences) == 0 {
+		l.OwnerReferences = []metav1.OwnerReference{*owner}
+	}
 	if l.Labels == nil {
 		l.Labels = map[string]string{}
 	}
