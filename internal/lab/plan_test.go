@@ -96,6 +96,8 @@ func TestConfigValidate(t *testing.T) {
 		{func(c *Config) { c.ServiceCIDR = "fd00::/108" }, "only IPv4"},
 		{func(c *Config) { c.Underlay = "172.30.0.0/16" }, "want a /24"},
 		{func(c *Config) { c.Underlay = "nonsense" }, "--underlay"},
+		{func(c *Config) { c.LBMode = LBModeL2 }, ""},
+		{func(c *Config) { c.LBMode = "bgp" }, `--lb-mode "bgp": want lb or l2`},
 	} {
 		c := ok
 		tc.mod(&c)
