@@ -127,7 +127,7 @@ type announcement struct {
 // Run renews this node's heartbeat, watches Nodes, Services,
 // EndpointSlices and the speakers' Leases, and answers ARP for the
 // addresses elected to this node until ctx ends.
-func (s *Speaker) Run(ctx context.Context) error {
+func (s *Speaker) Run(ctx context.Context) (err error) {
 	log := klog.FromContext(ctx).WithName(Name)
 	ctx = klog.NewContext(ctx, log)
 	iface, err := findInterface(s.cfg.Interface, s.cfg.NodeIP)
@@ -138,16 +138,28 @@ func (s *Speaker) Run(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("%s: %w", Name, err)
 	}
+	// A responder that fails ends Run with its error: a speaker that
+	// cannot answer must not keep its heartbeat (and so its addresses).
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
 	stop := make(chan struct{})
 	var wg sync.WaitGroup
+	var serveErr error
 	wg.Add(1)
 	go func() {
 		defer wg.Done()
-		if err := resp.serve(stop); err != nil {
-			log.Error(err, "ARP responder stopped")
+		if serveErr = resp.serve(stop); serveErr != nil {
+			cancel()
 		}
 	}()
-	defer func() { close(stop); wg.Wait() }()
+	defer func() {
+		cancel()
+		close(stop)
+		wg.Wait()
+		if serveErr != nil && err == nil {
+			err = fmt.Errorf("%s: %w", Name, serveErr)
+		}
+	}()
 
 	factory := informers.NewSharedInformerFactory(s.client, 0)
 	leases := informers.NewSharedInformerFactoryWithOptions(s.client, 0, informers.WithNamespace(LeaseNamespace),
