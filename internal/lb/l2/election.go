@@ -150,16 +150,6 @@ func (h *Heartbeats) Fresh(node string, now time.Time, d time.Duration) bool {
 	return ok && now.Sub(hb.observed) < d
 }
 
-// Expiry is when node's Lease goes stale unless renewed (zero if never
-// seen): the speaker re-elects then.
-func (h *Heartbeats) Expiry(node string, d time.Duration) time.Time {
-	hb, ok := h.seen[node]
-	if !ok {
-		return time.Time{}
-	}
-	return hb.observed.Add(d)
-}
-
 func minTime(a, b time.Time) time.Time {
 	if a.Before(b) {
 		return a
