@@ -25,16 +25,15 @@ func newAgentCommand() *cobra.Command {
 		Short: "Run one node: register it, keep its network, run its pods",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
+			if lbMode != "none" && lbMode != "l2" {
+				return fmt.Errorf("--lb-mode %q: want none or l2", lbMode)
+			}
 			a, err := agent.New(cfg)
 			if err != nil {
 				return err
 			}
-			switch lbMode {
-			case "none":
+			if lbMode == "none" {
 				return a.Run(cmd.Context())
-			case "l2":
-			default:
-				return fmt.Errorf("--lb-mode %q: want none or l2", lbMode)
 			}
 			speaker.NodeName, speaker.NodeIP = cfg.NodeName, cfg.NodeIP
 			s, err := newSpeaker(cfg, speaker)
