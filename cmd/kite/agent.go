@@ -1,25 +1,46 @@
 package main
 
 import (
+	"context"
+	"errors"
+	"fmt"
+	"sync"
 	"time"
 
 	"github.com/spf13/cobra"
+	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/rest"
+	"k8s.io/client-go/tools/clientcmd"
 
 	"kite/internal/agent"
+	"kite/internal/lb/l2"
 )
 
 func newAgentCommand() *cobra.Command {
 	var cfg agent.Config
+	var lbMode string
+	var speaker l2.Config
 	cmd := &cobra.Command{
 		Use:   "agent",
 		Short: "Run one node: register it, keep its network, run its pods",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
+			if lbMode != "none" && lbMode != "l2" {
+				return fmt.Errorf("--lb-mode %q: want none or l2", lbMode)
+			}
 			a, err := agent.New(cfg)
 			if err != nil {
 				return err
 			}
-			return a.Run(cmd.Context())
+			if lbMode == "none" {
+				return a.Run(cmd.Context())
+			}
+			speaker.NodeName, speaker.NodeIP = cfg.NodeName, cfg.NodeIP
+			s, err := newSpeaker(cfg, speaker)
+			if err != nil {
+				return err
+			}
+			return runBoth(cmd.Context(), a.Run, s.Run)
 		},
 	}
 	f := cmd.Flags()
@@ -44,5 +65,46 @@ func newAgentCommand() *cobra.Command {
 	f.StringVar(&cfg.CgroupParent, "cgroup-parent", "", "cgroup under which the node's containers get theirs (default /kite/<node-name>)")
 	f.IntVar(&cfg.Port, "port", agent.DefaultPort, "HTTPS port of the agent's log, exec, attach and port-forward server on --node-ip (negative: none)")
 	f.StringVar(&cfg.ProxyMode, "proxy-mode", "nftables", "how the node's Service proxy programs the kernel: nftables, iptables or none (needs --manage-network)")
+	f.StringVar(&lbMode, "lb-mode", "none", "LoadBalancer addresses: none (a load balancer in front of the nodes, e.g. kite lb, owns them) or l2 (answer ARP for the addresses elected to this node)")
+	f.StringVar(&speaker.Interface, "lb-interface", "", "with --lb-mode l2: the link to answer ARP on (default: the one holding --node-ip)")
+	f.DurationVar(&speaker.LeaseDuration, "lb-lease-duration", l2.DefaultLeaseDuration, "with --lb-mode l2: how long a node's L2 heartbeat lasts (the fail-over time); the same on every node")
 	return cmd
+}
+
+// newSpeaker is the L2 speaker of --lb-mode l2, with a client of its own.
+func newSpeaker(cfg agent.Config, sc l2.Config) (*l2.Speaker, error) {
+	var rc *rest.Config
+	if cfg.Kubeconfig != "" {
+		var err error
+		if rc, err = clientcmd.BuildConfigFromFlags("", cfg.Kubeconfig); err != nil {
+			return nil, fmt.Errorf("kubeconfig %s: %w", cfg.Kubeconfig, err)
+		}
+	} else {
+		rc = &rest.Config{Host: cfg.Server, BearerToken: cfg.Token, TLSClientConfig: rest.TLSClientConfig{CAFile: cfg.CAFile}}
+	}
+	rc.UserAgent = "kite-agent-l2"
+	client, err := kubernetes.NewForConfig(rc)
+	if err != nil {
+		return nil, err
+	}
+	return l2.New(sc, client)
+}
+
+// runBoth runs a and b until ctx ends or one of them returns; then the
+// other is stopped too, and their errors are joined.
+func runBoth(ctx context.Context, a, b func(context.Context) error) error {
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	var wg sync.WaitGroup
+	errs := make([]error, 2)
+	for i, run := range []func(context.Context) error{a, b} {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			defer cancel()
+			errs[i] = run(ctx)
+		}()
+	}
+	wg.Wait()
+	return errors.Join(errs...)
 }

@@ -10,6 +10,8 @@ import (
 	"os"
 	"path/filepath"
 	"strconv"
+
+	"kite/internal/controller/lbipam"
 )
 
 // Names on the host. Everything the lab makes is named from the cluster
@@ -55,8 +57,11 @@ type Cluster struct {
 	// LB is the namespace of `kite lb` on the underlay (a cloud load
 	// balancer in front of the nodes, S19), LBPool the LoadBalancer
 	// addresses it serves: absent in clusters made before kite lb.
+	// In LBMode l2 there is no kite lb: the agents elect a node per
+	// address, which answers ARP for it.
 	LB     *Node  `json:"lb,omitempty"`
 	LBPool string `json:"lbPool,omitempty"`
+	LBMode string `json:"lbMode,omitempty"`
 	// MadeDirs are the parents of StateDir that did not exist before the
 	// cluster was first made (removed by `kite down --purge` if empty).
 	MadeDirs []string `json:"madeDirs,omitempty"`
@@ -117,13 +122,60 @@ func newCluster(c Config) (*Cluster, error) {
 		}
 		cl.Nodes = append(cl.Nodes, Node{Name: nodeName(c.Name, i), IP: ip.String(), Veth: vethName(c.Name, i), ControlPlane: i == 0})
 	}
-	first, last := underlayAddr(u, lbPoolFirst), underlayAddr(u, lbPoolLast)
-	if ip.Compare(first) >= 0 {
-		return nil, fmt.Errorf("--underlay %s: %d nodes reach the LoadBalancer pool %s-%s", u, c.Nodes, first, last)
+	lbHostIP := underlayAddr(u, lbHost)
+	if c.LBMode != LBModeL2 {
+		cl.LB = &Node{Name: c.Name + "-lb", IP: lbHostIP.String(), Veth: vethName(c.Name, lbVethIndex)}
+	} else {
+		cl.LBMode = LBModeL2
 	}
-	cl.LB = &Node{Name: c.Name + "-lb", IP: underlayAddr(u, lbHost).String(), Veth: vethName(c.Name, lbVethIndex)}
-	cl.LBPool = first.String() + "-" + last.String()
+	if c.LBPool == "" {
+		first, last := underlayAddr(u, lbPoolFirst), underlayAddr(u, lbPoolLast)
+		if ip.Compare(first) >= 0 {
+			return nil, fmt.Errorf("--underlay %s: %d nodes reach the LoadBalancer pool %s-%s", u, c.Nodes, first, last)
+		}
+		cl.LBPool = first.String() + "-" + last.String()
+		return cl, nil
+	}
+	if err := checkLBPool(c.LBPool, cl); err != nil {
+		return nil, err
+	}
+	cl.LBPool = c.LBPool
 	return cl, nil
+}
+
+// checkLBPool: a pool given with --lb-pool must parse, lie on the
+// underlay (the host reaches its addresses by ARP on the bridge), and
+// hold none of the addresses the lab uses itself: the network and
+// broadcast addresses, the host's (gateway), the nodes', kite lb's. Pure.
+func checkLBPool(pool string, cl *Cluster) error {
+	p, err := lbipam.ParsePool(pool)
+	if err != nil {
+		return fmt.Errorf("--lb-pool %q: %w", pool, err)
+	}
+	u := netip.MustParsePrefix(cl.Underlay)
+	for _, pr := range p.Prefixes() {
+		if !pr.Addr().Is4() || !u.Contains(pr.Addr()) || pr.Bits() < u.Bits() {
+			return fmt.Errorf("--lb-pool %s: %s is not on the underlay %s (the host reaches LoadBalancer addresses there)", pool, pr, u)
+		}
+	}
+	type use struct {
+		what string
+		addr netip.Addr
+	}
+	used := []use{{"the underlay's network address", u.Addr()}, {"this machine's address on the underlay", netip.MustParseAddr(cl.Gateway)}}
+	for _, n := range cl.Nodes {
+		used = append(used, use{"node " + n.Name + "'s address", netip.MustParseAddr(n.IP)})
+	}
+	if cl.LB != nil {
+		used = append(used, use{"kite lb's address", netip.MustParseAddr(cl.LB.IP)})
+	}
+	used = append(used, use{"the underlay's broadcast address", lastAddr(u)})
+	for _, x := range used {
+		if p.Contains(x.addr) {
+			return fmt.Errorf("--lb-pool %s holds %s, %s", pool, x.addr, x.what)
+		}
+	}
+	return nil
 }
 
 // The LoadBalancer side of the underlay /24: kite lb at .250, the pool of

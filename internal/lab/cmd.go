@@ -41,6 +41,8 @@ down brings it back with the same addresses and data.`,
 	f.StringVar(&cfg.ProxyMode, "proxy-mode", "nftables", "how each node's Service proxy programs the kernel: nftables, iptables (the seed's layout) or none")
 	f.StringVar(&cfg.ServiceCIDR, "service-cidr", "", "Service CIDR (default "+DefaultServiceCIDR+")")
 	f.StringVar(&cfg.Underlay, "underlay", "", "the nodes' /24: .1 is this machine, .2 … the nodes (default: the first free 172.30.N.0/24)")
+	f.StringVar(&cfg.LBPool, "lb-pool", "", "LoadBalancer addresses: CIDRs, first-last ranges or addresses, comma-separated, on the underlay (default .200-.249 of it)")
+	f.StringVar(&cfg.LBMode, "lb-mode", "", "how LoadBalancer addresses are reached: lb (kite lb forwards them to the NodePorts) or l2 (an elected node answers ARP for each) (default lb)")
 	f.DurationVar(&cfg.Wait, "wait", DefaultWait, "wait this long for the API and every node to be Ready (0: do not wait)")
 	return cmd
 }

@@ -21,8 +21,11 @@ const (
 	// DefaultStateRoot holds one state directory per cluster name.
 	DefaultStateRoot = "/var/lib/kite/lab"
 	// MaxNodes: node IPs are .2 … .199 of the underlay /24 (.200-.250
-	// are the LoadBalancers').
+	// are the LoadBalancers' by default).
 	MaxNodes = 198
+	// LBModeLB and LBModeL2 are the values of --lb-mode.
+	LBModeLB = "lb"
+	LBModeL2 = "l2"
 	// APIPort is where `kite server` listens on the control-plane node.
 	APIPort = 6443
 )
@@ -55,6 +58,15 @@ type Config struct {
 	// nodes. Default: the first 172.30.N.0/24 that no route, address or
 	// other kite cluster uses.
 	Underlay string
+	// LBPool is the LoadBalancer pool (lbipam's syntax: CIDRs, first-last
+	// ranges, addresses), on the underlay and clear of the host, node
+	// and kite lb addresses. Default: .200-.249 of the underlay.
+	LBPool string
+	// LBMode is how LoadBalancer addresses are reached: "lb" (default:
+	// kite lb in its own namespace forwards them to the nodes' NodePorts)
+	// or "l2" (no kite lb; one elected node per address answers ARP for
+	// it, as on real machines — see internal/lb/l2).
+	LBMode string
 	// Wait is how long `kite up` waits for the API and every Node to be
 	// Ready; 0 does not wait.
 	Wait time.Duration
@@ -166,6 +178,9 @@ func (c Config) validate() error {
 		if u.Bits() != 24 {
 			return fmt.Errorf("--underlay %s: want a /24", c.Underlay)
 		}
+	}
+	if c.LBMode != "" && c.LBMode != LBModeLB && c.LBMode != LBModeL2 {
+		return fmt.Errorf("--lb-mode %q: want lb or l2", c.LBMode)
 	}
 	if c.Wait < 0 {
 		return errors.New("--wait must not be negative")

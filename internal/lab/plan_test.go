@@ -96,6 +96,8 @@ func TestConfigValidate(t *testing.T) {
 		{func(c *Config) { c.ServiceCIDR = "fd00::/108" }, "only IPv4"},
 		{func(c *Config) { c.Underlay = "172.30.0.0/16" }, "want a /24"},
 		{func(c *Config) { c.Underlay = "nonsense" }, "--underlay"},
+		{func(c *Config) { c.LBMode = LBModeL2 }, ""},
+		{func(c *Config) { c.LBMode = "bgp" }, `--lb-mode "bgp": want lb or l2`},
 	} {
 		c := ok
 		tc.mod(&c)
@@ -288,5 +290,67 @@ func TestNodesReady(t *testing.T) {
 		if ok != tc.ok || status != tc.status {
 			t.Errorf("%s: nodesReady = %v, %q; want %v, %q", tc.name, ok, status, tc.ok, tc.status)
 		}
+	}
+}
+
+// TestLBPool: --lb-pool must lie on the underlay and hold no address the
+// lab uses; --lb-mode l2 makes no kite lb.
+func TestLBPool(t *testing.T) {
+	base := Config{Name: "kite", Nodes: 3, Underlay: "172.30.0.0/24", StateDir: "/var/lib/kite/lab/kite",
+		PodCIDR: DefaultPodCIDR, ServiceCIDR: DefaultServiceCIDR}
+	for _, tc := range []struct {
+		pool, mode, wantErr string
+	}{
+		{pool: "172.30.0.10-172.30.0.11"},
+		{pool: "172.30.0.128/28,172.30.0.240"},
+		{pool: "172.30.0.250", mode: LBModeL2}, // no kite lb there in l2 mode
+		{pool: "172.30.0.10-172.30.0.9", wantErr: `--lb-pool "172.30.0.10-172.30.0.9": pool entry "172.30.0.10-172.30.0.9": range ends before it starts`},
+		{pool: "nonsense", wantErr: `--lb-pool "nonsense"`},
+		{pool: "10.9.0.0/30", wantErr: "--lb-pool 10.9.0.0/30: 10.9.0.0/30 is not on the underlay 172.30.0.0/24"},
+		{pool: "172.30.0.0/23", wantErr: "is not on the underlay"},
+		{pool: "172.30.0.254-172.30.1.3", wantErr: "is not on the underlay"},
+		{pool: "fd00::1", wantErr: "is not on the underlay"},
+		{pool: "172.30.0.3", wantErr: "--lb-pool 172.30.0.3 holds 172.30.0.3, node kite-worker's address"},
+		{pool: "172.30.0.0/28", wantErr: "holds 172.30.0.0, the underlay's network address"},
+		{pool: "172.30.0.1", wantErr: "holds 172.30.0.1, this machine's address on the underlay"},
+		{pool: "172.30.0.255", wantErr: "the underlay's broadcast address"},
+		{pool: "172.30.0.250", wantErr: "holds 172.30.0.250, kite lb's address"},
+	} {
+		cfg := base
+		cfg.LBPool, cfg.LBMode = tc.pool, tc.mode
+		cl, err := newCluster(cfg)
+		if tc.wantErr != "" {
+			if err == nil || !strings.Contains(err.Error(), tc.wantErr) {
+				t.Errorf("pool %q: error %v, want one containing %q", tc.pool, err, tc.wantErr)
+			}
+			continue
+		}
+		if err != nil {
+			t.Errorf("pool %q: %v", tc.pool, err)
+			continue
+		}
+		if cl.LBPool != tc.pool || (cl.LB == nil) != (tc.mode == LBModeL2) {
+			t.Errorf("pool %q mode %q: cluster pool %q, kite lb %+v", tc.pool, tc.mode, cl.LBPool, cl.LB)
+		}
+	}
+}
+
+// TestLBSameShape: bringing a cluster back keeps its pool and mode unless
+// a flag contradicts them.
+func TestLBSameShape(t *testing.T) {
+	cl := &Cluster{Name: "kite", StateDir: "/s", Nodes: make([]Node, 2), LBPool: "172.30.0.10-172.30.0.11", LBMode: LBModeL2}
+	if err := sameShape(Config{}, cl); err != nil {
+		t.Errorf("no flags: %v", err)
+	}
+	if err := sameShape(Config{LBMode: LBModeL2, LBPool: cl.LBPool}, cl); err != nil {
+		t.Errorf("the same flags: %v", err)
+	}
+	for _, c := range []Config{{LBMode: LBModeLB}, {LBPool: "172.30.0.12"}} {
+		if err := sameShape(c, cl); err == nil || !strings.Contains(err.Error(), "kite down --purge") {
+			t.Errorf("%+v: %v, want a refusal", c, err)
+		}
+	}
+	if err := sameShape(Config{LBMode: LBModeLB}, &Cluster{Name: "kite", Nodes: make([]Node, 2)}); err != nil {
+		t.Errorf("--lb-mode lb for a cluster recorded without a mode: %v", err)
 	}
 }

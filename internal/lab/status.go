@@ -39,6 +39,8 @@ func Status(ctx context.Context, cfg Config, out io.Writer) error {
 	fmt.Fprintf(out, "  pods         %s (%s), services %s, proxy %s\n", cl.PodCIDR, cl.PodNetwork, cl.ServiceCIDR, cmp.Or(cl.ProxyMode, "nftables"))
 	if cl.LB != nil {
 		fmt.Fprintf(out, "  LoadBalancer %s, kite lb at %s\n", cl.LBPool, cl.LB.IP)
+	} else if cl.LBMode == LBModeL2 {
+		fmt.Fprintf(out, "  LoadBalancer %s, L2: announced by an elected node each\n", cl.LBPool)
 	}
 
 	podCIDRs, ready, apiErr := nodeFacts(ctx, cl)

@@ -143,6 +143,9 @@ func agentChild(cl *Cluster, n Node) child {
 	if cl.ProxyMode != "" {
 		args = append(args, "--proxy-mode", cl.ProxyMode)
 	}
+	if cl.LBMode == LBModeL2 {
+		args = append(args, "--lb-mode", LBModeL2)
+	}
 	if n.ControlPlane {
 		args = append(args, "--node-labels", controlPlaneRole+"=")
 	}

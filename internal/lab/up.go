@@ -2,6 +2,7 @@ package lab
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -144,7 +145,9 @@ func sameShape(cfg Config, cl *Cluster) error {
 		diff("--nodes", nodes, fmt.Sprint(len(cl.Nodes))),
 		diff("--pod-cidr", cfg.PodCIDR, cl.PodCIDR),
 		diff("--service-cidr", cfg.ServiceCIDR, cl.ServiceCIDR),
-		diff("--underlay", cfg.Underlay, cl.Underlay))
+		diff("--underlay", cfg.Underlay, cl.Underlay),
+		diff("--lb-pool", cfg.LBPool, cl.LBPool),
+		diff("--lb-mode", cfg.LBMode, cmp.Or(cl.LBMode, LBModeLB)))
 }
 
 // newClusterChecked derives a new cluster from cfg after checking that its
@@ -310,6 +313,8 @@ func bringUp(ctx context.Context, cl *Cluster, p *progress) (err error) {
 	lb := ""
 	if cl.LB != nil {
 		lb = fmt.Sprintf(", kite lb on %s %s for LoadBalancers %s", cl.LB.Name, cl.LB.IP, cl.LBPool)
+	} else if cl.LBMode == LBModeL2 {
+		lb = fmt.Sprintf(", LoadBalancers %s announced by the nodes (L2)", cl.LBPool)
 	}
 	p.step(fmt.Sprintf("supervisor pid %d: kite server on %s, kite agent on every node%s (logs in %s)", pid, cl.ControlPlane().Name, lb, cl.logDir()))
 	return nil
