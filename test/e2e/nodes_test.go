@@ -13,6 +13,7 @@ import (
 	"fmt"
 	"hash/fnv"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"regexp"
 	"strings"
@@ -23,7 +24,7 @@ import (
 )
 
 func TestNodeAddRemove(t *testing.T) {
-	l := startLab(t, 2)
+	l := startLab(t, 2, "--route-pods")
 	k := l.kubectl(t, kubectlVersions(t)[0], "default")
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
 	defer cancel()
@@ -65,6 +66,30 @@ func TestNodeAddRemove(t *testing.T) {
 	if !regexp.MustCompile(`^10\.244\.\d+\.0/24$`).MatchString(podCIDR) {
 		t.Fatalf("pod CIDR of %s: %q", added, podCIDR)
 	}
+	hostRoutes := func() string {
+		out, err := exec.Command("ip", "route", "show").CombinedOutput()
+		if err != nil {
+			t.Fatalf("ip route: %v\n%s", err, out)
+		}
+		return string(out)
+	}
+	waitFor(t, 30*time.Second, "a host route to "+podCIDR+" (--route-pods)", func() error {
+		if routes := hostRoutes(); !strings.Contains(routes, podCIDR+" via ") {
+			return fmt.Errorf("host routes:\n%s", routes)
+		}
+		return nil
+	})
+
+	t.Run("a name in use is refused and nothing is made", func(t *testing.T) {
+		before, _ := os.ReadDir("/run/netns")
+		out, err := l.kite(ctx, "node", "add", "kite-worker", "--state-dir", l.state)
+		if err == nil || !regexp.MustCompile(`^error: cluster "kite" already has a node "kite-worker"\n$`).MatchString(out) {
+			t.Errorf("kite node add kite-worker: %v\n%s", err, out)
+		}
+		if after, _ := os.ReadDir("/run/netns"); len(after) != len(before) {
+			t.Errorf("network namespaces %d before, %d after", len(before), len(after))
+		}
+	})
 
 	// A client pod away from the new node, then servers only on it:
 	// cordoning steers the scheduler.
@@ -179,6 +204,12 @@ func TestNodeAddRemove(t *testing.T) {
 		if left := append(cgroups, more...); len(left) > 0 {
 			t.Errorf("cgroups left: %v", left)
 		}
+		waitFor(t, 30*time.Second, "the host drops its route to "+podCIDR, func() error {
+			if routes := hostRoutes(); strings.Contains(routes, podCIDR) {
+				return fmt.Errorf("host routes:\n%s", routes)
+			}
+			return nil
+		})
 		for _, node := range []string{"kite-control-plane", "kite-worker"} {
 			waitFor(t, 30*time.Second, node+" drops its route to "+podCIDR, func() error {
 				if routes := l.nodeShell(t, node, "ip route"); strings.Contains(routes, podCIDR) {
