@@ -85,10 +85,63 @@ func NewStatusCommand() *cobra.Command {
 	return cmd
 }
 
-// NewNodeCommand is `kite node`, holding `kite node shell`.
+// NewNodeCommand is `kite node`, holding `kite node shell`, `add` and
+// `rm`.
 func NewNodeCommand() *cobra.Command {
 	cmd := &cobra.Command{Use: "node", Short: "Work with the nodes of a lab cluster"}
-	cmd.AddCommand(NewNodeShellCommand())
+	cmd.AddCommand(NewNodeShellCommand(), NewNodeAddCommand(), NewNodeRmCommand())
+	return cmd
+}
+
+// NewNodeAddCommand is `kite node add [NAME]`.
+func NewNodeAddCommand() *cobra.Command {
+	var cfg Config
+	cmd := &cobra.Command{
+		Use:   "add [NAME]",
+		Short: "Add a worker node to a running lab cluster (default name: the next <name>-worker<N>)",
+		Long: `Add a worker node to a running lab cluster: a network namespace on the
+underlay with the next free address, its own mount namespace, and a kite agent
+kept running by the cluster's supervisor. Waits until the Node is Ready. The
+node stays part of the cluster across kite down and kite up, until kite node rm.`,
+		Example: `  kite node add
+  kite node add kite-gpu`,
+		Args: cobra.MaximumNArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			cfg.Out = cmd.OutOrStdout()
+			name := ""
+			if len(args) == 1 {
+				name = args[0]
+			}
+			return AddNode(cmd.Context(), cfg, name)
+		},
+	}
+	f := cmd.Flags()
+	f.StringVar(&cfg.Name, "name", DefaultName, "name of the cluster")
+	f.StringVar(&cfg.StateDir, "state-dir", "", "the cluster's state directory (default /var/lib/kite/lab/<name>)")
+	f.DurationVar(&cfg.Wait, "wait", DefaultWait, "wait this long for the Node to be Ready (0: do not wait)")
+	return cmd
+}
+
+// NewNodeRmCommand is `kite node rm NODE`.
+func NewNodeRmCommand() *cobra.Command {
+	var cfg Config
+	cmd := &cobra.Command{
+		Use:   "rm NODE",
+		Short: "Remove a worker node from a running lab cluster",
+		Long: `Remove a worker node from a running lab cluster: cordon it, delete its pods
+(their controllers recreate them on other nodes), stop its agent, delete its
+Node, and remove its namespaces, veth, mounts, cgroups and files. The
+control-plane node cannot be removed.`,
+		Example: `  kite node rm kite-worker2`,
+		Args:    cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			cfg.Out = cmd.OutOrStdout()
+			return RemoveNode(cmd.Context(), cfg, args[0])
+		},
+	}
+	f := cmd.Flags()
+	f.StringVar(&cfg.Name, "name", DefaultName, "name of the cluster")
+	f.StringVar(&cfg.StateDir, "state-dir", "", "the cluster's state directory (default /var/lib/kite/lab/<name>)")
 	return cmd
 }
 

@@ -37,6 +37,11 @@ func TestCommands(t *testing.T) {
 	if _, err := run("node", "shell", "none-worker", "--state-dir", state, "--", "true"); err == nil || !IsNoCluster(err) {
 		t.Errorf("kite node shell of no cluster: %v", err)
 	}
+	for _, args := range [][]string{{"node", "add"}, {"node", "rm", "none-worker"}} {
+		if _, err := run(append(args, "--name", "none", "--state-dir", state)...); err == nil || !strings.Contains(err.Error(), `no lab cluster "none"`) {
+			t.Errorf("kite %s of no cluster: %v", strings.Join(args, " "), err)
+		}
+	}
 	help, _ := run("up", "--help")
 	for _, flag := range []string{"--name", "--nodes", "--state-dir", "--pod-cidr", "--service-cidr", "--underlay", "--wait", "(default 3)", "(default 1m0s)"} {
 		if !strings.Contains(help, flag) {

@@ -1,7 +1,8 @@
-// Package lab is `kite up`, `kite down` and `kite node shell`: a
-// multi-node cluster on one machine, each node a set of namespaces on an
-// underlay bridge in the user's own network namespace (DESIGN.md, "The
-// node, in the lab").
+// Package lab is `kite up`, `kite down`, `kite status` and `kite node
+// shell|add|rm`: a multi-node cluster on one machine, each node a set of
+// namespaces on an underlay bridge in the user's own network namespace
+// (DESIGN.md, "The node, in the lab"). Nodes added and removed while it
+// runs are recorded like the first ones (nodes.go).
 //
 // # What the host gets
 //

@@ -14,6 +14,8 @@ import (
 //
 //	kite-lab supervise STATE-DIR        the supervisor (supervisor.go)
 //	kite-lab node-init STATE-DIR NODE   a node's mounts, in its new mount namespace (nodeinit.go)
+//	kite-lab machine ROOT NAME -- CMD…  a lab node's file system with its own directories in
+//	                                    ROOT, then CMD (namespace "machines" of the tests)
 func init() {
 	if filepath.Base(os.Args[0]) == helperName {
 		os.Exit(helperMain(os.Args[1:]))
@@ -27,6 +29,8 @@ func helperMain(args []string) int {
 		err = supervise(args[1])
 	case len(args) == 3 && args[0] == "node-init":
 		err = nodeInit(args[1], args[2])
+	case len(args) >= 5 && args[0] == "machine" && args[3] == "--":
+		err = machineExec(args[1], args[2], args[4:])
 	default:
 		err = fmt.Errorf("bad arguments %q", args)
 	}

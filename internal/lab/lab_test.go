@@ -386,7 +386,10 @@ func TestLab(t *testing.T) {
 				t.Errorf("pod %s IP %s is not in node %s's podCIDR %s", name, ip, node, cidrs[node])
 			}
 			for _, from := range []string{"kite-control-plane", "kite-worker", "kite-worker2"} {
-				body := inNode(t, cfg, from, "curl", "-s", "-m", "5", "http://"+ip+":8080/env/api")
+				// Running is not listening yet (kuard has no readiness
+				// probe): curl retries a refused connection, for up to
+				// 20 s.
+				body := inNode(t, cfg, from, "curl", "-s", "-m", "5", "--retry", "20", "--retry-delay", "1", "--retry-connrefused", "http://"+ip+":8080/env/api")
 				if !strings.Contains(body, `"HOSTNAME":"`+name+`"`) {
 					t.Errorf("curl %s:8080/env/api from %s: %q", ip, from, body)
 				}

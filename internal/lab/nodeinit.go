@@ -5,9 +5,11 @@ import (
 	"fmt"
 	"io/fs"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"sort"
 	"strings"
+	"syscall"
 
 	"golang.org/x/sys/unix"
 )
@@ -28,6 +30,39 @@ func nodeInit(stateDir, node string) error {
 	if _, ok := cl.Node(node); !ok {
 		return fmt.Errorf("no node %q in %s", node, stateDir)
 	}
+	if err := initNodeFS(node, nodeMounts(cl, node)); err != nil {
+		return fmt.Errorf("node %s: %w", node, err)
+	}
+	return nil
+}
+
+// machineExec makes a namespace "machine" for tests of kite across
+// machines (test/e2e/multimachine_test.go): run in fresh network, mount
+// and UTS namespaces, it gives them the file system of a lab node whose
+// own directories (nodePaths) are root/<path>, and becomes argv.
+func machineExec(root, hostname string, argv []string) error {
+	var specs []mountSpec
+	for _, p := range nodePaths {
+		src := filepath.Join(root, p)
+		if err := os.MkdirAll(src, 0o755); err != nil {
+			return err
+		}
+		specs = append(specs, mountSpec{Source: src, Target: p})
+	}
+	if err := initNodeFS(hostname, specs); err != nil {
+		return fmt.Errorf("machine %s: %w", hostname, err)
+	}
+	path, err := exec.LookPath(argv[0])
+	if err != nil {
+		return err
+	}
+	return syscall.Exec(path, argv, os.Environ())
+}
+
+// initNodeFS gives the calling process's fresh mount and UTS namespaces
+// a node's hostname and file system: specs bound over the host's
+// directories (see doc.go).
+func initNodeFS(node string, specs []mountSpec) error {
 	if err := unix.Sethostname([]byte(node)); err != nil {
 		return fmt.Errorf("hostname: %w", err)
 	}
@@ -44,7 +79,6 @@ func nodeInit(stateDir, node string) error {
 		return err
 	}
 
-	specs := nodeMounts(cl, node)
 	sources := make([]*os.File, len(specs))
 	for i, m := range specs {
 		if sources[i], err = openPath(m.Source); err != nil {
@@ -99,7 +133,7 @@ func nodeInit(stateDir, node string) error {
 	}
 	for i, m := range specs {
 		if err := bindFD(sources[i], m.Target, m.ReadOnly, false); err != nil {
-			return fmt.Errorf("node %s: %s: %w", node, m, err)
+			return fmt.Errorf("%s: %w", m, err)
 		}
 	}
 	return nil

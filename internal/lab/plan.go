@@ -23,9 +23,7 @@ func hostUpBatch(cl *Cluster) string {
 	fmt.Fprintf(&b, "addr add %s/%d dev %s\n", cl.Gateway, u.Bits(), cl.Bridge)
 	fmt.Fprintf(&b, "link set %s up\n", cl.Bridge)
 	for _, n := range cl.netNamespaces() {
-		fmt.Fprintf(&b, "netns add %s\n", n.Name)
-		fmt.Fprintf(&b, "link add %s type veth peer name %s netns %s\n", n.Veth, nodeIface, n.Name)
-		fmt.Fprintf(&b, "link set %s master %s up\n", n.Veth, cl.Bridge)
+		b.WriteString(hostNodeBatch(cl, n))
 	}
 	return b.String()
 }

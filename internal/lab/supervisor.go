@@ -38,12 +38,16 @@ type child struct {
 // supervise is the supervisor process (helper.go): it runs `kite server`
 // on the control-plane node and `kite agent` on every node, each inside its
 // node's namespaces, restarting any that exits, until SIGTERM or SIGINT;
-// then it stops them all. `kite up` starts it in its own session and
+// then it stops them all. On SIGHUP it reads the cluster record again and
+// starts or stops agents to match its nodes (`kite node add/rm`). `kite up` starts it in its own session and
 // leaves it running.
 func supervise(stateDir string) error {
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
 	defer stop()
-	signal.Ignore(syscall.SIGHUP)
+	// SIGHUP: `kite node add/rm` changed the cluster record.
+	reload := make(chan os.Signal, 1)
+	signal.Notify(reload, syscall.SIGHUP)
+	defer signal.Stop(reload)
 	log := klog.Background().WithName("lab-supervisor")
 	ctx = klog.NewContext(ctx, log)
 	cl, err := loadCluster(stateDir)
@@ -59,35 +63,97 @@ func supervise(stateDir string) error {
 	}
 	log.Info("supervising", "cluster", cl.Name, "nodes", len(cl.Nodes))
 
-	var wg sync.WaitGroup
-	run := func(c child) {
-		wg.Add(1)
-		go func() { defer wg.Done(); runChild(ctx, cl, c) }()
-	}
-	run(serverChild(cl))
+	s := &supervisor{cl: cl, nodes: cl.Nodes, agents: map[string]context.CancelFunc{}}
+	s.run(ctx, serverChild(cl))
 	// Agents need the admin kubeconfig, which exists once the server has
 	// made its PKI.
 	kubeconfigReady := make(chan struct{})
-	wg.Add(1)
-	go func() { defer wg.Done(); syncKubeconfigs(ctx, cl, kubeconfigReady) }()
+	s.wg.Add(1)
+	go func() { defer s.wg.Done(); syncKubeconfigs(ctx, cl, s.currentNodes, kubeconfigReady) }()
 	select {
 	case <-kubeconfigReady:
-		for _, n := range cl.Nodes {
-			run(agentChild(cl, n))
-		}
+		s.syncAgents(ctx)
 		if cl.LB != nil {
-			run(lbChild(cl))
+			s.run(ctx, lbChild(cl))
 		}
 		if cl.RoutePods {
-			wg.Add(1)
-			go func() { defer wg.Done(); syncPodRoutes(ctx, cl) }()
+			s.wg.Add(1)
+			go func() { defer s.wg.Done(); syncPodRoutes(ctx, cl) }()
 		}
 	case <-ctx.Done():
 	}
-	wg.Wait()
+	for ctx.Err() == nil {
+		select {
+		case <-reload:
+			fresh, err := loadCluster(stateDir)
+			if err != nil {
+				log.Error(err, "reading the cluster record again")
+				continue
+			}
+			s.setNodes(fresh.Nodes)
+			s.syncAgents(ctx)
+		case <-ctx.Done():
+		}
+	}
+	s.wg.Wait()
 	log.Info("stopped")
 	_ = removeIfExists(cl.supervisorRecord())
 	return nil
+}
+
+// supervisor keeps the cluster's processes running: the server, kite lb,
+// and one agent per node of the record as last read.
+type supervisor struct {
+	cl *Cluster
+	wg sync.WaitGroup
+
+	mu    sync.Mutex
+	nodes []Node // the nodes of the record, as last read
+
+	// agents stops each running agent's child, by node (used by the
+	// supervise goroutine only).
+	agents map[string]context.CancelFunc
+}
+
+func (s *supervisor) run(ctx context.Context, c child) {
+	s.wg.Add(1)
+	go func() { defer s.wg.Done(); runChild(ctx, s.cl, c) }()
+}
+
+func (s *supervisor) currentNodes() []Node {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.nodes
+}
+
+func (s *supervisor) setNodes(nodes []Node) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.nodes = nodes
+}
+
+// syncAgents starts an agent for every node that has none and stops the
+// agents of nodes no longer recorded.
+func (s *supervisor) syncAgents(ctx context.Context) {
+	log := klog.FromContext(ctx)
+	want := map[string]bool{}
+	for _, n := range s.currentNodes() {
+		want[n.Name] = true
+		if _, ok := s.agents[n.Name]; ok {
+			continue
+		}
+		actx, cancel := context.WithCancel(ctx)
+		s.agents[n.Name] = cancel
+		s.run(actx, agentChild(s.cl, n))
+		log.Info("started the agent", "node", n.Name)
+	}
+	for name, cancel := range s.agents {
+		if !want[name] {
+			cancel()
+			delete(s.agents, name)
+			log.Info("stopping the agent of a removed node", "node", name)
+		}
+	}
 }
 
 // nodeExec is the command line running argv inside node n: its network,
@@ -238,15 +304,21 @@ func runOnce(ctx context.Context, cl *Cluster, c child, record string) error {
 // node (/etc/kubernetes/admin.conf and /root/.kube/config, S7). It closes
 // ready after the first write, then keeps the copies current in case the
 // server's credentials change.
-func syncKubeconfigs(ctx context.Context, cl *Cluster, ready chan<- struct{}) {
+func syncKubeconfigs(ctx context.Context, cl *Cluster, nodes func() []Node, ready chan<- struct{}) {
 	log := klog.FromContext(ctx)
 	interval := 20 * time.Millisecond
 	var last []byte
+	var lastNodes string
 	for {
 		data, err := labKubeconfig(cl)
+		ns := nodes()
+		var names []string
+		for _, n := range ns {
+			names = append(names, n.Name)
+		}
 		switch {
-		case err == nil && !bytes.Equal(data, last):
-			if err := writeKubeconfigs(cl, data); err != nil {
+		case err == nil && (!bytes.Equal(data, last) || strings.Join(names, " ") != lastNodes):
+			if err := writeKubeconfigs(cl, data, ns, true); err != nil {
 				log.Error(err, "writing kubeconfigs")
 				break
 			}
@@ -254,7 +326,7 @@ func syncKubeconfigs(ctx context.Context, cl *Cluster, ready chan<- struct{}) {
 				close(ready)
 				interval = 2 * time.Second
 			}
-			last = data
+			last, lastNodes = data, strings.Join(names, " ")
 		case err != nil && !os.IsNotExist(err):
 			log.Error(err, "reading the server's kubeconfig")
 		}
@@ -292,9 +364,14 @@ func labKubeconfig(cl *Cluster) ([]byte, error) {
 	return clientcmd.Write(*cfg)
 }
 
-func writeKubeconfigs(cl *Cluster, data []byte) error {
-	paths := []string{cl.hostKubeconfig()}
-	for _, n := range cl.Nodes {
+// writeKubeconfigs writes the admin kubeconfig into the given nodes, and
+// for the host if host is set.
+func writeKubeconfigs(cl *Cluster, data []byte, nodes []Node, host bool) error {
+	var paths []string
+	if host {
+		paths = append(paths, cl.hostKubeconfig())
+	}
+	for _, n := range nodes {
 		paths = append(paths, cl.nodeHostPath(n.Name, nodeKubeconfig), cl.nodeHostPath(n.Name, "/root/.kube/config"))
 	}
 	for _, p := range paths {

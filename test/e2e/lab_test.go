@@ -14,8 +14,6 @@ import (
 	"sync"
 	"testing"
 	"time"
-
-	"golang.org/x/sys/unix"
 )
 
 // lab is a running `kite up` cluster inside the test's namespace.
@@ -33,14 +31,7 @@ var netnsOnce sync.Once
 // lab's namespace pins never show on the machine.
 func startLab(t *testing.T, nodes int, flags ...string) *lab {
 	t.Helper()
-	netnsOnce.Do(func() {
-		if err := os.MkdirAll("/run/netns", 0o755); err != nil {
-			t.Fatal(err)
-		}
-		if err := unix.Mount("tmpfs", "/run/netns", "tmpfs", 0, "mode=0755"); err != nil {
-			t.Fatalf("mount /run/netns: %v", err)
-		}
-	})
+	privateNetnsDir(t)
 	home := t.TempDir()
 	l := &lab{bin: kiteBin(t), state: filepath.Join(t.TempDir(), "lab"), home: home,
 		kubeconfig: filepath.Join(home, ".kube", "config")}
