@@ -130,8 +130,7 @@ func (w *podWorker) syncProbers(ctx context.Context, pod *corev1.Pod, insts map[
 	if len(ips) > 0 {
 		podIP = ips[0]
 	}
-	for i := range pod.Spec.Containers {
-		c := &pod.Spec.Containers[i]
+	for _, c := range probedContainers(pod) {
 		list := insts[c.Name]
 		if len(list) == 0 || list[0].State != runtime.StateRunning ||
 			(c.LivenessProbe == nil && c.ReadinessProbe == nil && c.StartupProbe == nil) {
@@ -153,4 +152,19 @@ func (w *podWorker) syncProbers(ctx context.Context, pod *corev1.Pod, insts map[
 		w.probers[inst.ID] = startProber(ctx, ps)
 	}
 	w.stopProbers(keep)
+}
+
+// probedContainers are the containers probes run for: the sidecars and
+// the regular containers.
+func probedContainers(pod *corev1.Pod) []*corev1.Container {
+	var out []*corev1.Container
+	for i := range pod.Spec.InitContainers {
+		if isSidecar(&pod.Spec.InitContainers[i]) {
+			out = append(out, &pod.Spec.InitContainers[i])
+		}
+	}
+	for i := range pod.Spec.Containers {
+		out = append(out, &pod.Spec.Containers[i])
+	}
+	return out
 }
