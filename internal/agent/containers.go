@@ -138,10 +138,10 @@ func podGrace(pod *corev1.Pod) time.Duration {
 	return max(time.Duration(secs)*time.Second, minKillGrace)
 }
 
-// stopInstance stops a running instance: SIGTERM, then SIGKILL once
-// grace has passed.
+// stopInstance stops a running instance: its preStop hook (when c, its
+// spec, has one), then SIGTERM, then SIGKILL once grace has passed.
 func (w *podWorker) stopInstance(ctx context.Context, pod *corev1.Pod, c *corev1.Container, inst runtime.ContainerStatus, grace time.Duration) error {
-	return w.m.rt.StopContainer(ctx, inst.ID, grace)
+	return w.m.rt.StopContainer(ctx, inst.ID, w.preStop(ctx, pod, c, inst, grace))
 }
 
 // syncContainer brings one container to what it should be: its latest
@@ -183,6 +183,9 @@ func (w *podWorker) syncContainer(ctx context.Context, pod *corev1.Pod, c *corev
 			return 0
 		}
 		w.m.event(pod, corev1.EventTypeNormal, "Started", "Started container %s", c.Name)
+		if !w.postStart(ctx, pod, c, latest.ID, ips) {
+			return 0
+		}
 		return resyncPeriod
 	case runtime.StateUnknown:
 		return retryPeriod
@@ -290,6 +293,9 @@ func (w *podWorker) startInstance(ctx context.Context, pod *corev1.Pod, c *corev
 	}
 	w.m.event(pod, corev1.EventTypeNormal, "Started", "Started container %s", c.Name)
 	delete(w.waiting, c.Name)
+	if !w.postStart(ctx, pod, c, cfg.ID, ips) {
+		return 0
+	}
 	return resyncPeriod
 }
 

@@ -240,9 +240,22 @@ func (r probeRunner) run(ctx context.Context, p *corev1.Probe, timeout time.Dura
 }
 
 func (r probeRunner) httpGet(ctx context.Context, h *corev1.HTTPGetAction) (bool, string) {
-	port, err := r.port(h.Port)
+	code, err := r.doHTTPGet(ctx, h)
 	if err != nil {
 		return false, err.Error()
+	}
+	if code >= 200 && code < 400 {
+		return true, ""
+	}
+	return false, fmt.Sprintf("HTTP probe failed with statuscode: %d", code)
+}
+
+// doHTTPGet makes the GET of an httpGet action (a probe's or a lifecycle
+// hook's) and returns the response's status code.
+func (r probeRunner) doHTTPGet(ctx context.Context, h *corev1.HTTPGetAction) (int, error) {
+	port, err := r.port(h.Port)
+	if err != nil {
+		return 0, err
 	}
 	host := h.Host
 	if host == "" {
@@ -259,7 +272,7 @@ func (r probeRunner) httpGet(ctx context.Context, h *corev1.HTTPGetAction) (bool
 	url := fmt.Sprintf("%s://%s%s", scheme, net.JoinHostPort(host, strconv.Itoa(port)), path)
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
 	if err != nil {
-		return false, err.Error()
+		return 0, err
 	}
 	req.Header.Set("User-Agent", "kube-probe/1.37")
 	req.Header.Set("Accept", "*/*")
@@ -277,14 +290,11 @@ func (r probeRunner) httpGet(ctx context.Context, h *corev1.HTTPGetAction) (bool
 	}
 	resp, err := client.Do(req)
 	if err != nil {
-		return false, err.Error()
+		return 0, err
 	}
 	defer resp.Body.Close()
 	io.Copy(io.Discard, io.LimitReader(resp.Body, maxProbeOutput))
-	if resp.StatusCode >= 200 && resp.StatusCode < 400 {
-		return true, ""
-	}
-	return false, fmt.Sprintf("HTTP probe failed with statuscode: %d", resp.StatusCode)
+	return resp.StatusCode, nil
 }
 
 // port resolves a probe's port: a number, or the name of a container port.
