@@ -12,8 +12,14 @@ import (
 	"sync"
 	"time"
 
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/credentials/insecure"
+	healthpb "google.golang.org/grpc/health/grpc_health_v1"
+	"google.golang.org/grpc/status"
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/util/intstr"
+	"k8s.io/utils/ptr"
 
 	"kite/internal/runtime"
 )
@@ -234,7 +240,7 @@ func (r probeRunner) run(ctx context.Context, p *corev1.Probe, timeout time.Dura
 		conn.Close()
 		return true, ""
 	case p.GRPC != nil:
-		return false, "gRPC probes are not supported by kite"
+		return r.grpc(ctx, p.GRPC, timeout)
 	}
 	return false, "probe has no handler"
 }
@@ -295,6 +301,35 @@ func (r probeRunner) doHTTPGet(ctx context.Context, h *corev1.HTTPGetAction) (in
 	defer resp.Body.Close()
 	io.Copy(io.Discard, io.LimitReader(resp.Body, maxProbeOutput))
 	return resp.StatusCode, nil
+}
+
+// grpc asks the pod's gRPC server for its health through the standard
+// grpc.health.v1.Health/Check, at the pod's IP like the other probes.
+// Only SERVING passes; the messages are upstream's.
+func (r probeRunner) grpc(ctx context.Context, g *corev1.GRPCAction, timeout time.Duration) (bool, string) {
+	service := ptr.Deref(g.Service, "")
+	conn, err := grpc.NewClient(net.JoinHostPort(r.podIP, strconv.Itoa(int(g.Port))),
+		grpc.WithTransportCredentials(insecure.NewCredentials()), grpc.WithUserAgent("kube-probe/1.37"))
+	if err != nil {
+		return false, fmt.Sprintf("error: failed to connect service %q: %v", service, err)
+	}
+	defer conn.Close()
+	resp, err := healthpb.NewHealthClient(conn).Check(ctx, &healthpb.HealthCheckRequest{Service: service})
+	if err != nil {
+		switch status.Code(err) {
+		case codes.Unimplemented:
+			return false, fmt.Sprintf("this server does not implement the grpc health protocol (grpc.health.v1.Health): %s", status.Convert(err).Message())
+		case codes.DeadlineExceeded:
+			return false, fmt.Sprintf("timeout: health rpc did not complete within %v", timeout)
+		case codes.Unavailable:
+			return false, fmt.Sprintf("timeout: failed to connect service %q within %v: %v", service, timeout, err)
+		}
+		return false, fmt.Sprintf("error: health rpc probe failed: %v", err)
+	}
+	if resp.GetStatus() != healthpb.HealthCheckResponse_SERVING {
+		return false, fmt.Sprintf("service unhealthy (responded with %q)", resp.GetStatus().String())
+	}
+	return true, ""
 }
 
 // port resolves a probe's port: a number, or the name of a container port.
