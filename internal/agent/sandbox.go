@@ -211,6 +211,9 @@ func (w *podWorker) cleanup(ctx context.Context, pod *corev1.Pod, grace time.Dur
 		return err
 	}
 	w.sandbox = nil
+	if err := unmountVolumes(w.m.podDir(w.uid)); err != nil {
+		return err
+	}
 	if err := os.RemoveAll(w.m.podDir(w.uid)); err != nil {
 		return err
 	}
