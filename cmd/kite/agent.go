@@ -1,20 +1,28 @@
 package main
 
 import (
+	"fmt"
 	"time"
 
 	"github.com/spf13/cobra"
+	"k8s.io/apimachinery/pkg/api/resource"
 
 	"kite/internal/agent"
 )
 
 func newAgentCommand() *cobra.Command {
 	var cfg agent.Config
+	logMaxSize := "10Mi"
 	cmd := &cobra.Command{
 		Use:   "agent",
 		Short: "Run one node: register it, keep its network, run its pods",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
+			q, err := resource.ParseQuantity(logMaxSize)
+			if err != nil || q.Value() <= 0 {
+				return fmt.Errorf("--container-log-max-size %q: want a positive quantity such as 10Mi", logMaxSize)
+			}
+			cfg.ContainerLogMaxSize = q.Value()
 			a, err := agent.New(cfg)
 			if err != nil {
 				return err
@@ -44,5 +52,7 @@ func newAgentCommand() *cobra.Command {
 	f.StringVar(&cfg.CgroupParent, "cgroup-parent", "", "cgroup under which the node's containers get theirs (default /kite/<node-name>)")
 	f.IntVar(&cfg.Port, "port", agent.DefaultPort, "HTTPS port of the agent's log, exec, attach and port-forward server on --node-ip (negative: none)")
 	f.StringVar(&cfg.ProxyMode, "proxy-mode", "nftables", "how the node's Service proxy programs the kernel: nftables, iptables or none (needs --manage-network)")
+	f.StringVar(&logMaxSize, "container-log-max-size", logMaxSize, "size at which a container's log is rotated (kubelet's containerLogMaxSize)")
+	f.IntVar(&cfg.ContainerLogMaxFiles, "container-log-max-files", agent.DefaultContainerLogMaxFiles, "most log files kept per container, the current one included (at least 2)")
 	return cmd
 }

@@ -76,6 +76,13 @@ type Config struct {
 	// dnsPolicy Default inherit (default /etc/resolv.conf).
 	ResolvConf string
 
+	// ContainerLogMaxSize (bytes) and ContainerLogMaxFiles (at least 2)
+	// rotate the containers' logs, checked every LogMonitorPeriod
+	// (defaults: kubelet's 10 MiB and 5 files, every 10 s).
+	ContainerLogMaxSize  int64
+	ContainerLogMaxFiles int
+	LogMonitorPeriod     time.Duration
+
 	// Runtime, Images and Network are what pods are made of. Nil means
 	// the real ones: runc (runtime.New over StateDir/runtime and RunDir,
 	// cgroups under /kite/<node>), the image store at ImageStore, and libcni
@@ -130,6 +137,15 @@ func (c *Config) Defaults() {
 	if c.Port == 0 {
 		c.Port = DefaultPort
 	}
+	if c.ContainerLogMaxSize == 0 {
+		c.ContainerLogMaxSize = DefaultContainerLogMaxSize
+	}
+	if c.ContainerLogMaxFiles == 0 {
+		c.ContainerLogMaxFiles = DefaultContainerLogMaxFiles
+	}
+	if c.LogMonitorPeriod == 0 {
+		c.LogMonitorPeriod = defaultLogMonitorPeriod
+	}
 	if c.StatusFrequency == 0 {
 		c.StatusFrequency = 5 * time.Minute
 	}
@@ -153,6 +169,9 @@ func (c *Config) Validate() error {
 	}
 	if _, _, err := net.ParseCIDR(c.ClusterCIDR); err != nil {
 		return fmt.Errorf("--cluster-cidr %q: %w", c.ClusterCIDR, err)
+	}
+	if c.ContainerLogMaxSize < 0 || c.ContainerLogMaxFiles < 2 {
+		return fmt.Errorf("--container-log-max-size %d must be positive and --container-log-max-files %d at least 2", c.ContainerLogMaxSize, c.ContainerLogMaxFiles)
 	}
 	if !filepath.IsAbs(c.StateDir) || !filepath.IsAbs(c.CNIConfDir) || !filepath.IsAbs(c.CNIBinDir) || !filepath.IsAbs(c.RunDir) {
 		return errors.New("--state-dir, --run-dir, --cni-conf-dir and --cni-bin-dir must be absolute paths")

@@ -269,9 +269,7 @@ func (w *podWorker) startInstance(ctx context.Context, pod *corev1.Pod, c *corev
 			continue
 		}
 		delete(w.startErrors, old.ID)
-		if old.LogPath != "" {
-			os.Remove(old.LogPath)
-		}
+		removeLogs(old.LogPath)
 		os.Remove(w.m.terminationFile(pod.UID, old.ID))
 	}
 	if err := w.m.rt.CreateContainer(ctx, cfg); err != nil {

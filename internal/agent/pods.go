@@ -104,6 +104,20 @@ func (m *podManager) run(ctx context.Context) error {
 	if !cache.WaitForCacheSync(ctx.Done(), podInformer.HasSynced, svcInformer.Informer().HasSynced) {
 		return nil
 	}
+	m.wg.Add(1)
+	go func() {
+		defer m.wg.Done()
+		t := time.NewTicker(m.cfg.LogMonitorPeriod)
+		defer t.Stop()
+		for {
+			select {
+			case <-ctx.Done():
+				return
+			case <-t.C:
+				m.rotateLogs(m.ctx)
+			}
+		}
+	}()
 	t := time.NewTicker(m.relistEvery)
 	defer t.Stop()
 	for {

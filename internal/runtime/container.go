@@ -219,6 +219,41 @@ func (r *Runtime) waitExit(ctx context.Context, id string, pid int) bool {
 	}
 }
 
+// ReopenContainerLog signals the container's shim to reopen its log
+// file, and waits for the new file.
+func (r *Runtime) ReopenContainerLog(ctx context.Context, id string) error {
+	if err := checkID("container", id); err != nil {
+		return err
+	}
+	dir := r.containerDir(id)
+	var rec containerRecord
+	if err := readJSON(filepath.Join(dir, fileRecord), &rec); err != nil {
+		if errors.Is(err, fs.ErrNotExist) {
+			return fmt.Errorf("container %s: %w", id, ErrNotFound)
+		}
+		return err
+	}
+	pid, err := readPidFile(filepath.Join(dir, fileLock))
+	if err != nil || !shimAlive(dir) || exists(filepath.Join(dir, fileExit)) {
+		return fmt.Errorf("reopen log of container %s: no shim copies its output: %w", id, ErrWrongState)
+	}
+	if err := unix.Kill(pid, unix.SIGUSR1); err != nil {
+		return fmt.Errorf("reopen log of container %s: signal shim %d: %w", id, pid, err)
+	}
+	ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	defer cancel()
+	t := time.NewTicker(pollInterval)
+	defer t.Stop()
+	for !exists(rec.LogPath) {
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("reopen log of container %s: %s not recreated: %w", id, rec.LogPath, ctx.Err())
+		case <-t.C:
+		}
+	}
+	return nil
+}
+
 // shimAlive reports whether a shim holds the container's lock file.
 func shimAlive(dir string) bool {
 	f, err := os.Open(filepath.Join(dir, fileLock))
