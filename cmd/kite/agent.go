@@ -54,5 +54,8 @@ func newAgentCommand() *cobra.Command {
 	f.StringVar(&cfg.ProxyMode, "proxy-mode", "nftables", "how the node's Service proxy programs the kernel: nftables, iptables or none (needs --manage-network)")
 	f.StringVar(&logMaxSize, "container-log-max-size", logMaxSize, "size at which a container's log is rotated (kubelet's containerLogMaxSize)")
 	f.IntVar(&cfg.ContainerLogMaxFiles, "container-log-max-files", agent.DefaultContainerLogMaxFiles, "most log files kept per container, the current one included (at least 2)")
+	f.IntVar(&cfg.ImageGCHighThreshold, "image-gc-high-threshold", agent.DefaultImageGCHighThreshold, "percent usage of the image store's file system above which unused images are removed (100: never)")
+	f.IntVar(&cfg.ImageGCLowThreshold, "image-gc-low-threshold", agent.DefaultImageGCLowThreshold, "percent usage image garbage collection brings the image store's file system down to")
+	f.DurationVar(&cfg.ImageMinimumGCAge, "minimum-image-ttl-duration", 2*time.Minute, "an image used more recently than this is never removed by image garbage collection")
 	return cmd
 }

@@ -83,6 +83,14 @@ type Config struct {
 	ContainerLogMaxFiles int
 	LogMonitorPeriod     time.Duration
 
+	// Image garbage collection (imagegc.go): above ImageGCHighThreshold
+	// percent usage of the image store's file system, unused images are
+	// removed down to ImageGCLowThreshold percent, checked every
+	// ImageGCPeriod; images used within ImageMinimumGCAge stay (defaults:
+	// kubelet's 85, 80, 5 min, 2 min; a high threshold of 100 turns it off).
+	ImageGCHighThreshold, ImageGCLowThreshold int
+	ImageGCPeriod, ImageMinimumGCAge          time.Duration
+
 	// Runtime, Images and Network are what pods are made of. Nil means
 	// the real ones: runc (runtime.New over StateDir/runtime and RunDir,
 	// cgroups under /kite/<node>), the image store at ImageStore, and libcni
@@ -146,6 +154,18 @@ func (c *Config) Defaults() {
 	if c.LogMonitorPeriod == 0 {
 		c.LogMonitorPeriod = defaultLogMonitorPeriod
 	}
+	if c.ImageGCHighThreshold == 0 {
+		c.ImageGCHighThreshold = DefaultImageGCHighThreshold
+	}
+	if c.ImageGCLowThreshold == 0 {
+		c.ImageGCLowThreshold = DefaultImageGCLowThreshold
+	}
+	if c.ImageGCPeriod == 0 {
+		c.ImageGCPeriod = defaultImageGCPeriod
+	}
+	if c.ImageMinimumGCAge == 0 {
+		c.ImageMinimumGCAge = defaultImageMinimumGCAge
+	}
 	if c.StatusFrequency == 0 {
 		c.StatusFrequency = 5 * time.Minute
 	}
@@ -172,6 +192,9 @@ func (c *Config) Validate() error {
 	}
 	if c.ContainerLogMaxSize < 0 || c.ContainerLogMaxFiles < 2 {
 		return fmt.Errorf("--container-log-max-size %d must be positive and --container-log-max-files %d at least 2", c.ContainerLogMaxSize, c.ContainerLogMaxFiles)
+	}
+	if c.ImageGCLowThreshold < 0 || c.ImageGCHighThreshold > 100 || c.ImageGCLowThreshold > c.ImageGCHighThreshold {
+		return fmt.Errorf("--image-gc-low-threshold %d and --image-gc-high-threshold %d: want 0 ≤ low ≤ high ≤ 100", c.ImageGCLowThreshold, c.ImageGCHighThreshold)
 	}
 	if !filepath.IsAbs(c.StateDir) || !filepath.IsAbs(c.CNIConfDir) || !filepath.IsAbs(c.CNIBinDir) || !filepath.IsAbs(c.RunDir) {
 		return errors.New("--state-dir, --run-dir, --cni-conf-dir and --cni-bin-dir must be absolute paths")
