@@ -7,6 +7,8 @@ import (
 	"path/filepath"
 	"time"
 
+	"k8s.io/apimachinery/pkg/types"
+
 	"kite/internal/image"
 	"kite/internal/proxy"
 	"kite/internal/runtime"
@@ -99,6 +101,17 @@ type Config struct {
 	Runtime runtime.Interface
 	Images  Images
 	Network PodNetwork
+
+	// hooks let the package's tests observe the pod workers; nil
+	// otherwise.
+	hooks *testHooks
+}
+
+// testHooks are called as pod workers make progress: synced after each
+// completed sync of a pod, probed after each completed probe attempt of
+// one of its containers.
+type testHooks struct {
+	synced, probed func(uid types.UID)
 }
 
 // Defaults fills unset fields.

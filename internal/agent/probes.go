@@ -72,6 +72,8 @@ type probeSet struct {
 	// attempt (for the Unhealthy event).
 	Changed func()
 	Failed  func(kind, msg string)
+	// Probed, when set, is called after each attempt and its verdict.
+	Probed func()
 }
 
 func startProber(ctx context.Context, ps probeSet) *prober {
@@ -131,33 +133,47 @@ func (p *prober) loop(ctx context.Context, kind string, spec *corev1.Probe, ps p
 			okRun, failRun = 0, failRun+1
 			ps.Failed(kind, msg)
 		}
-		switch kind {
-		case "Readiness":
-			if ok && okRun >= successes {
-				p.set(func() bool { ch := !p.ready; p.ready = true; return ch }, ps.Changed)
-			} else if !ok && failRun >= failures {
-				p.set(func() bool { ch := p.ready; p.ready = false; return ch }, ps.Changed)
-			}
-		case "Liveness":
-			if failRun >= failures {
-				p.set(func() bool { p.killReason = "failed liveness probe"; return true }, ps.Changed)
-				return
-			}
-		case "Startup":
-			if ok {
-				p.set(func() bool { p.started = true; return true }, ps.Changed)
-				close(started)
-				return
-			}
-			if failRun >= failures {
-				p.set(func() bool { p.killReason = "failed startup probe"; return true }, ps.Changed)
-				return
-			}
+		stop := p.judge(kind, ok, okRun, failRun, successes, failures, ps.Changed, started)
+		if ps.Probed != nil {
+			ps.Probed()
+		}
+		if stop {
+			return
 		}
 		if !sleepUntil(ctx, time.Now().Add(period)) {
 			return
 		}
 	}
+}
+
+// judge turns a run of results into the probe's verdict; it reports
+// whether the probe is done (a startup probe passed; a liveness or
+// startup probe failed for good).
+func (p *prober) judge(kind string, ok bool, okRun, failRun, successes, failures int, changed func(), started chan struct{}) bool {
+	switch kind {
+	case "Readiness":
+		if ok && okRun >= successes {
+			p.set(func() bool { ch := !p.ready; p.ready = true; return ch }, changed)
+		} else if !ok && failRun >= failures {
+			p.set(func() bool { ch := p.ready; p.ready = false; return ch }, changed)
+		}
+	case "Liveness":
+		if failRun >= failures {
+			p.set(func() bool { p.killReason = "failed liveness probe"; return true }, changed)
+			return true
+		}
+	case "Startup":
+		if ok {
+			p.set(func() bool { p.started = true; return true }, changed)
+			close(started)
+			return true
+		}
+		if failRun >= failures {
+			p.set(func() bool { p.killReason = "failed startup probe"; return true }, changed)
+			return true
+		}
+	}
+	return false
 }
 
 func (p *prober) set(f func() bool, changed func()) {

@@ -89,6 +89,9 @@ func (w *podWorker) run(ctx context.Context) {
 		if ctx.Err() != nil {
 			return
 		}
+		if h := w.m.cfg.hooks; h != nil && h.synced != nil {
+			h.synced(w.uid)
+		}
 		if done {
 			w.m.retire(w)
 			return
@@ -146,6 +149,9 @@ func (w *podWorker) syncProbers(ctx context.Context, pod *corev1.Pod, insts map[
 			Failed: func(kind, msg string) {
 				w.m.event(pod, corev1.EventTypeWarning, "Unhealthy", "%s probe failed: %s", kind, msg)
 			}}
+		if h := w.m.cfg.hooks; h != nil && h.probed != nil {
+			ps.Probed = func() { h.probed(w.uid) }
+		}
 		if s := findStatus(pod.Status.ContainerStatuses, c.Name); s != nil && s.ContainerID == containerIDPrefix+inst.ID {
 			ps.Ready, ps.Started = s.Ready, ptr.Deref(s.Started, false)
 		}
