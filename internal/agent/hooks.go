@@ -19,7 +19,8 @@ import (
 //     container running or started before it has finished). A failing
 //     postStart is a FailedPostStartHook event, and the container is
 //     killed (its preStop hook runs first, as with any kill); the restart
-//     policy then decides as for any exit.
+//     policy then decides as for any exit. A hook still running when the
+//     pod is being deleted is cancelled, so deletion proceeds.
 //   - preStop runs before SIGTERM whenever a running container is
 //     stopped (deletion, a failed liveness probe, a changed spec, sidecars
 //     after the containers), within the grace period: SIGTERM follows
@@ -69,8 +70,13 @@ func (w *podWorker) postStart(ctx context.Context, pod *corev1.Pod, c *corev1.Co
 	if c.Lifecycle == nil || c.Lifecycle.PostStart == nil {
 		return true
 	}
-	err := w.runHook(ctx, pod, c, id, c.Lifecycle.PostStart, firstOr(ips, pod.Status.PodIP))
-	if err == nil || ctx.Err() != nil {
+	hctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	go w.cancelOnDeletion(hctx, cancel)
+	err := w.runHook(hctx, pod, c, id, c.Lifecycle.PostStart, firstOr(ips, pod.Status.PodIP))
+	if err == nil || hctx.Err() != nil {
+		// Interrupted: the agent stops, or the pod is being deleted (the
+		// next sync stops the container).
 		return err == nil
 	}
 	w.m.event(pod, corev1.EventTypeWarning, "FailedPostStartHook", "%v", err)
@@ -84,6 +90,29 @@ func (w *podWorker) postStart(ctx context.Context, pod *corev1.Pod, c *corev1.Co
 	}
 	w.waiting[c.Name] = &corev1.ContainerStateWaiting{Reason: "PostStartHookError", Message: err.Error()}
 	return false
+}
+
+// deletionPoll is how often a running postStart hook looks whether its
+// pod is being deleted.
+const deletionPoll = 200 * time.Millisecond
+
+// cancelOnDeletion cancels a postStart hook once the pod is being deleted
+// or gone, as kubelet cancels a pod's sync for its termination: a hook
+// that hangs must not keep the pod from being deleted.
+func (w *podWorker) cancelOnDeletion(ctx context.Context, cancel context.CancelFunc) {
+	t := time.NewTicker(deletionPoll)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+			if p := w.m.pod(w.uid); p == nil || p.DeletionTimestamp != nil {
+				cancel()
+				return
+			}
+		}
+	}
 }
 
 // preStop runs the container's preStop hook, if any, before a running

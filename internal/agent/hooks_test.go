@@ -9,6 +9,7 @@ import (
 	"slices"
 	"strings"
 	"testing"
+	"time"
 
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -122,5 +123,49 @@ func TestHTTPHooks(t *testing.T) {
 	}
 	if h.get(pod) != nil {
 		t.Error("pod not deleted after a failed preStop")
+	}
+}
+
+// A postStart hook that would run long is cancelled when the pod is
+// being deleted, and the deletion goes on.
+func TestPostStartCancelledByDeletion(t *testing.T) {
+	h := newHarness(t)
+	pod := h.create(newPod("slow-hook", func(p *corev1.Pod) {
+		p.Spec.Containers[0].Lifecycle = &corev1.Lifecycle{PostStart: &corev1.LifecycleHandler{Sleep: &corev1.SleepAction{Seconds: 600}}}
+	}))
+	h.m.podIndexer.Update(h.get(pod))
+	if err := h.m.relist(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	w := newPodWorker(h.m, pod.UID)
+	h.workers[pod.UID] = w
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		w.sync(context.Background(), h.m.pod(pod.UID))
+	}()
+	waitCond(t, "the container started", func() bool {
+		return slices.Contains(h.rt.Calls(), "StartContainer "+containerID(pod.UID, "app", 0))
+	})
+	cur := h.get(pod)
+	cur.DeletionTimestamp, cur.DeletionGracePeriodSeconds = ptr.To(metav1.Now()), ptr.To(int64(5))
+	cur, _ = h.client.CoreV1().Pods("default").Update(context.Background(), cur, metav1.UpdateOptions{})
+	h.m.podIndexer.Update(cur)
+	select {
+	case <-done:
+	case <-time.After(10 * time.Second):
+		t.Fatal("the postStart hook kept the sync after the pod's deletion began")
+	}
+	if ev := h.eventList(); slices.ContainsFunc(ev, func(e string) bool { return strings.Contains(e, "FailedPostStartHook") }) {
+		t.Errorf("a cancelled hook reported as failed: %q", ev)
+	}
+	// The fake clientset's UpdateStatus (from the interrupted sync) writes
+	// the whole object: mark the deletion again, as the API server keeps it.
+	cur = h.get(pod)
+	cur.DeletionTimestamp, cur.DeletionGracePeriodSeconds = ptr.To(metav1.Now()), ptr.To(int64(5))
+	h.client.CoreV1().Pods("default").Update(context.Background(), cur, metav1.UpdateOptions{})
+	h.sync(pod)
+	if h.get(pod) != nil {
+		t.Error("pod not deleted")
 	}
 }
