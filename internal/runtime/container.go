@@ -8,6 +8,7 @@ import (
 	"os"
 	"path/filepath"
 	"sort"
+	"strconv"
 	"strings"
 	"time"
 
@@ -237,6 +238,10 @@ func (r *Runtime) ReopenContainerLog(ctx context.Context, id string) error {
 	if err != nil || !shimAlive(dir) || exists(filepath.Join(dir, fileExit)) {
 		return fmt.Errorf("reopen log of container %s: no shim copies its output: %w", id, ErrWrongState)
 	}
+	// A shim from before log rotation would die of SIGUSR1.
+	if !catches(pid, unix.SIGUSR1) {
+		return fmt.Errorf("reopen log of container %s: its shim (pid %d) cannot reopen logs: %w", id, pid, ErrWrongState)
+	}
 	if err := unix.Kill(pid, unix.SIGUSR1); err != nil {
 		return fmt.Errorf("reopen log of container %s: signal shim %d: %w", id, pid, err)
 	}
@@ -252,6 +257,22 @@ func (r *Runtime) ReopenContainerLog(ctx context.Context, id string) error {
 		}
 	}
 	return nil
+}
+
+// catches reports whether process pid has a handler for sig (SigCgt in
+// /proc/<pid>/status).
+func catches(pid int, sig unix.Signal) bool {
+	data, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
+	if err != nil {
+		return false
+	}
+	for _, l := range strings.Split(string(data), "\n") {
+		if v, ok := strings.CutPrefix(l, "SigCgt:"); ok {
+			mask, err := strconv.ParseUint(strings.TrimSpace(v), 16, 64)
+			return err == nil && mask&(1<<(uint(sig)-1)) != 0
+		}
+	}
+	return false
 }
 
 // shimAlive reports whether a shim holds the container's lock file.

@@ -4,10 +4,13 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
 	"time"
+
+	"golang.org/x/sys/unix"
 )
 
 // ReopenContainerLog (log rotation): after the log file is renamed away
@@ -51,5 +54,22 @@ func TestReopenContainerLog(t *testing.T) {
 	}
 	if err := rt.ReopenContainerLog(ctx, "chatty"); !errors.Is(err, ErrWrongState) {
 		t.Errorf("reopen of an exited container: %v", err)
+	}
+}
+
+// catches tells a process that handles SIGUSR1 (any Go program, the shim)
+// from one that would die of it (sleep, or a shim from before log
+// rotation).
+func TestCatches(t *testing.T) {
+	if !catches(os.Getpid(), unix.SIGUSR1) {
+		t.Error("this Go process does not catch SIGUSR1?")
+	}
+	cmd := exec.Command("sleep", "30")
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer func() { cmd.Process.Kill(); cmd.Wait() }()
+	if catches(cmd.Process.Pid, unix.SIGUSR1) {
+		t.Error("sleep catches SIGUSR1?")
 	}
 }
