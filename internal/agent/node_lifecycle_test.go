@@ -1,9 +1,15 @@
 package agent
 
 import (
+	"bytes"
+	"compress/gzip"
 	"context"
+	"fmt"
+	"io"
 	"os"
 	"path/filepath"
+	"sort"
+	"strings"
 	"testing"
 	"time"
 
@@ -11,6 +17,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/utils/ptr"
 
+	"kite/internal/runtime"
 	"kite/internal/testutil/apitest"
 )
 
@@ -57,4 +64,81 @@ func TestSidecarAndHooksOnANode(t *testing.T) {
 	if string(log) != want {
 		t.Errorf("log:\n%s\nwant:\n%s", log, want)
 	}
+}
+
+// Log rotation with runc: a container writing steadily has its log
+// rotated (small limits, a fast check); the node keeps at most maxFiles
+// files for it, older ones gzipped, and together they hold an unbroken
+// run of its latest lines.
+func TestLogRotationOnANode(t *testing.T) {
+	api := apitest.Start(t, apitest.Options{})
+	node := newTestNode(t, api)
+	node.stop()
+	node.cfg.ContainerLogMaxSize, node.cfg.ContainerLogMaxFiles, node.cfg.LogMonitorPeriod = 16<<10, 3, 100*time.Millisecond
+	node.start()
+	node.createPod("chatty", `i=0; while [ $i -lt 3000 ]; do echo line-$i-padding-padding-padding; i=$((i+1)); [ $((i % 100)) = 0 ] && sleep 0.1; done; echo end; sleep 1000`)
+	p := node.waitPod("chatty", "Running", func(p *corev1.Pod) bool { return p.Status.Phase == corev1.PodRunning })
+	logPath := node.pods0LogPath(p)
+	var files []string
+	apitest.WaitFor(t, 60*time.Second, "the last line written and the log rotated", func() bool {
+		data, _ := os.ReadFile(logPath)
+		files, _ = filepath.Glob(logPath + "*")
+		return strings.Contains(string(data), " end\n") && len(files) == 3
+	})
+	// The newest rotated file stays plain, the older one is gzipped.
+	sort.Strings(files)
+	if !strings.HasSuffix(files[1], ".gz") || strings.HasSuffix(files[2], ".gz") || files[0] != logPath {
+		t.Fatalf("files %q", files)
+	}
+	var lines []string
+	for _, f := range []string{files[1], files[2], logPath} {
+		data, err := os.ReadFile(f)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if strings.HasSuffix(f, ".gz") {
+			zr, err := gzip.NewReader(bytes.NewReader(data))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if data, err = io.ReadAll(zr); err != nil {
+				t.Fatal(err)
+			}
+		}
+		for _, l := range strings.SplitAfter(string(data), "\n") {
+			if l == "" {
+				continue
+			}
+			e, err := runtime.ParseLogLine([]byte(l))
+			if err != nil {
+				t.Fatalf("%s: %v", f, err)
+			}
+			lines = append(lines, string(e.Content))
+		}
+	}
+	if lines[len(lines)-1] != "end" {
+		t.Fatalf("last line %q", lines[len(lines)-1])
+	}
+	var first int
+	if _, err := fmt.Sscanf(lines[0], "line-%d-", &first); err != nil || first == 0 {
+		t.Fatalf("first kept line %q: the oldest lines should be gone", lines[0])
+	}
+	for i, l := range lines[:len(lines)-1] {
+		if want := fmt.Sprintf("line-%d-padding-padding-padding", first+i); l != want {
+			t.Fatalf("line %d is %q, want %q (a line lost or repeated across a rotation)", i, l, want)
+		}
+	}
+	if n := first + len(lines) - 1; n != 3000 {
+		t.Errorf("lines up to %d, want 3000", n)
+	}
+}
+
+// pods0LogPath is the log of a pod's first container's current instance.
+func (n *testNode) pods0LogPath(p *corev1.Pod) string {
+	n.t.Helper()
+	st, err := n.rt.ContainerStatus(context.Background(), strings.TrimPrefix(p.Status.ContainerStatuses[0].ContainerID, containerIDPrefix))
+	if err != nil {
+		n.t.Fatal(err)
+	}
+	return st.LogPath
 }
