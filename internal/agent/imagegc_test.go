@@ -2,10 +2,16 @@ package agent
 
 import (
 	"context"
+	"errors"
 	"maps"
+	"path/filepath"
 	"slices"
 	"testing"
 	"time"
+
+	"github.com/google/go-containerregistry/pkg/name"
+	"github.com/google/go-containerregistry/pkg/v1/random"
+	"github.com/google/go-containerregistry/pkg/v1/tarball"
 
 	"kite/internal/image"
 	"kite/internal/runtime"
@@ -171,6 +177,70 @@ func TestImageGCCollect(t *testing.T) {
 	for _, d := range []string{"sha256:fresh", "sha256:mine", "sha256:theirs", "sha256:busybox"} {
 		if _, ok := store.images[d]; !ok {
 			t.Errorf("%s removed", d)
+		}
+	}
+}
+
+// fullStore is the real store with a file system whose usage the test
+// sets.
+type fullStore struct {
+	*image.Store
+	capacity, available int64
+}
+
+func (f *fullStore) FSUsage() (int64, int64, error) { return f.capacity, f.available, nil }
+
+// Over the real image store: above the threshold, the image no container
+// uses is removed (names and blobs); the one this node's container runs,
+// the one another node recorded and the one just used stay.
+func TestImageGCRealStore(t *testing.T) {
+	ctx := context.Background()
+	st, err := image.Open(image.Config{Root: t.TempDir()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, n := range []string{"unused", "mine", "theirs", "fresh"} {
+		img, err := random.Image(1024, 1)
+		if err != nil {
+			t.Fatal(err)
+		}
+		ref, _ := name.NewTag("example.com/" + n + ":1")
+		file := filepath.Join(t.TempDir(), n+".tar")
+		if err := tarball.WriteToFile(file, ref, img); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := st.Load(ctx, file); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := st.SetInUse("other-node", []string{"example.com/theirs:1"}); err != nil {
+		t.Fatal(err)
+	}
+	rt := runtime.NewFake()
+	rt.CreateSandbox(ctx, runtime.SandboxConfig{ID: "pod", Hostname: "pod"})
+	rt.CreateContainer(ctx, runtime.ContainerConfig{ID: "c", SandboxID: "pod", Args: []string{"sh"}, LowerDirs: []string{"/l"},
+		Labels: map[string]string{labelImage: "example.com/mine:1"}})
+	store := &fullStore{Store: st, capacity: 1 << 30, available: 1 << 20}
+	clock := time.Now().Add(-time.Hour)
+	g := &imageGC{store: store, rt: rt, owner: "this-node", high: 85, low: 80, minAge: 2 * time.Minute,
+		now: func() time.Time { return clock }, firstSeen: map[string]time.Time{}}
+	if _, err := g.collect(ctx); err == nil {
+		t.Fatal("nothing old enough to remove yet, and no error")
+	}
+	clock = time.Now()
+	if err := st.MarkUsed("example.com/fresh:1"); err != nil {
+		t.Fatal(err)
+	}
+	removed, err := g.collect(ctx)
+	if len(removed) != 1 || err == nil { // the rest cannot be freed: an error says so
+		t.Fatalf("removed %q, %v", removed, err)
+	}
+	if _, err := st.Get("example.com/unused:1"); !errors.Is(err, image.ErrNotFound) {
+		t.Errorf("unused image still there: %v", err)
+	}
+	for _, name := range []string{"mine", "theirs", "fresh"} {
+		if _, err := st.Get("example.com/" + name + ":1"); err != nil {
+			t.Errorf("%s removed: %v", name, err)
 		}
 	}
 }
