@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/spf13/cobra"
+	"k8s.io/apimachinery/pkg/api/resource"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/rest"
 	"k8s.io/client-go/tools/clientcmd"
@@ -20,6 +21,7 @@ func newAgentCommand() *cobra.Command {
 	var cfg agent.Config
 	var lbMode string
 	var speaker l2.Config
+	logMaxSize := "10Mi"
 	cmd := &cobra.Command{
 		Use:   "agent",
 		Short: "Run one node: register it, keep its network, run its pods",
@@ -28,6 +30,11 @@ func newAgentCommand() *cobra.Command {
 			if lbMode != "none" && lbMode != "l2" {
 				return fmt.Errorf("--lb-mode %q: want none or l2", lbMode)
 			}
+			q, err := resource.ParseQuantity(logMaxSize)
+			if err != nil || q.Value() <= 0 {
+				return fmt.Errorf("--container-log-max-size %q: want a positive quantity such as 10Mi", logMaxSize)
+			}
+			cfg.ContainerLogMaxSize = q.Value()
 			a, err := agent.New(cfg)
 			if err != nil {
 				return err
@@ -68,6 +75,11 @@ func newAgentCommand() *cobra.Command {
 	f.StringVar(&lbMode, "lb-mode", "none", "LoadBalancer addresses: none (a load balancer in front of the nodes, e.g. kite lb, owns them) or l2 (answer ARP for the addresses elected to this node)")
 	f.StringVar(&speaker.Interface, "lb-interface", "", "with --lb-mode l2: the link to answer ARP on (default: the one holding --node-ip)")
 	f.DurationVar(&speaker.LeaseDuration, "lb-lease-duration", l2.DefaultLeaseDuration, "with --lb-mode l2: how long a node's L2 heartbeat lasts (the fail-over time); the same on every node")
+	f.StringVar(&logMaxSize, "container-log-max-size", logMaxSize, "size at which a container's log is rotated (kubelet's containerLogMaxSize)")
+	f.IntVar(&cfg.ContainerLogMaxFiles, "container-log-max-files", agent.DefaultContainerLogMaxFiles, "most log files kept per container, the current one included (at least 2)")
+	f.IntVar(&cfg.ImageGCHighThreshold, "image-gc-high-threshold", agent.DefaultImageGCHighThreshold, "percent usage of the image store's file system above which unused images are removed (100: never)")
+	f.IntVar(&cfg.ImageGCLowThreshold, "image-gc-low-threshold", agent.DefaultImageGCLowThreshold, "percent usage image garbage collection brings the image store's file system down to")
+	f.DurationVar(&cfg.ImageMinimumGCAge, "minimum-image-ttl-duration", 2*time.Minute, "an image used more recently than this is never removed by image garbage collection")
 	return cmd
 }
 

@@ -89,6 +89,11 @@ func New(cfg Config) (*Agent, error) {
 	var recorder record.EventRecorder
 	a.events, recorder = newRecorder(cfg.NodeName)
 	a.pods = newPodManager(a.cfg, client, a.cfg.Runtime, a.cfg.Images, a.cfg.Network, recorder, a.desiredNode(true).Status.Allocatable)
+	if si, ok := a.cfg.Images.(*storeImages); ok {
+		if st, ok := si.store.(imageGCStore); ok {
+			a.pods.gc = newImageGC(a.cfg, st, a.cfg.Runtime)
+		}
+	}
 	if cfg.Port > 0 {
 		if a.server, err = newServer(a.cfg, rc, a.pods, a.metrics); err != nil {
 			return nil, err

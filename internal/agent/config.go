@@ -7,6 +7,8 @@ import (
 	"path/filepath"
 	"time"
 
+	"k8s.io/apimachinery/pkg/types"
+
 	"kite/internal/image"
 	"kite/internal/proxy"
 	"kite/internal/runtime"
@@ -76,6 +78,21 @@ type Config struct {
 	// dnsPolicy Default inherit (default /etc/resolv.conf).
 	ResolvConf string
 
+	// ContainerLogMaxSize (bytes) and ContainerLogMaxFiles (at least 2)
+	// rotate the containers' logs, checked every LogMonitorPeriod
+	// (defaults: kubelet's 10 MiB and 5 files, every 10 s).
+	ContainerLogMaxSize  int64
+	ContainerLogMaxFiles int
+	LogMonitorPeriod     time.Duration
+
+	// Image garbage collection (imagegc.go): above ImageGCHighThreshold
+	// percent usage of the image store's file system, unused images are
+	// removed down to ImageGCLowThreshold percent, checked every
+	// ImageGCPeriod; images used within ImageMinimumGCAge stay (defaults:
+	// kubelet's 85, 80, 5 min, 2 min; a high threshold of 100 turns it off).
+	ImageGCHighThreshold, ImageGCLowThreshold int
+	ImageGCPeriod, ImageMinimumGCAge          time.Duration
+
 	// Runtime, Images and Network are what pods are made of. Nil means
 	// the real ones: runc (runtime.New over StateDir/runtime and RunDir,
 	// cgroups under /kite/<node>), the image store at ImageStore, and libcni
@@ -84,6 +101,17 @@ type Config struct {
 	Runtime runtime.Interface
 	Images  Images
 	Network PodNetwork
+
+	// hooks let the package's tests observe the pod workers; nil
+	// otherwise.
+	hooks *testHooks
+}
+
+// testHooks are called as pod workers make progress: synced after each
+// completed sync of a pod, probed after each completed probe attempt of
+// one of its containers.
+type testHooks struct {
+	synced, probed func(uid types.UID)
 }
 
 // Defaults fills unset fields.
@@ -130,6 +158,27 @@ func (c *Config) Defaults() {
 	if c.Port == 0 {
 		c.Port = DefaultPort
 	}
+	if c.ContainerLogMaxSize == 0 {
+		c.ContainerLogMaxSize = DefaultContainerLogMaxSize
+	}
+	if c.ContainerLogMaxFiles == 0 {
+		c.ContainerLogMaxFiles = DefaultContainerLogMaxFiles
+	}
+	if c.LogMonitorPeriod == 0 {
+		c.LogMonitorPeriod = defaultLogMonitorPeriod
+	}
+	if c.ImageGCHighThreshold == 0 {
+		c.ImageGCHighThreshold = DefaultImageGCHighThreshold
+	}
+	if c.ImageGCLowThreshold == 0 {
+		c.ImageGCLowThreshold = DefaultImageGCLowThreshold
+	}
+	if c.ImageGCPeriod == 0 {
+		c.ImageGCPeriod = defaultImageGCPeriod
+	}
+	if c.ImageMinimumGCAge == 0 {
+		c.ImageMinimumGCAge = defaultImageMinimumGCAge
+	}
 	if c.StatusFrequency == 0 {
 		c.StatusFrequency = 5 * time.Minute
 	}
@@ -153,6 +202,12 @@ func (c *Config) Validate() error {
 	}
 	if _, _, err := net.ParseCIDR(c.ClusterCIDR); err != nil {
 		return fmt.Errorf("--cluster-cidr %q: %w", c.ClusterCIDR, err)
+	}
+	if c.ContainerLogMaxSize < 0 || c.ContainerLogMaxFiles < 2 {
+		return fmt.Errorf("--container-log-max-size %d must be positive and --container-log-max-files %d at least 2", c.ContainerLogMaxSize, c.ContainerLogMaxFiles)
+	}
+	if c.ImageGCLowThreshold < 0 || c.ImageGCHighThreshold > 100 || c.ImageGCLowThreshold > c.ImageGCHighThreshold {
+		return fmt.Errorf("--image-gc-low-threshold %d and --image-gc-high-threshold %d: want 0 ≤ low ≤ high ≤ 100", c.ImageGCLowThreshold, c.ImageGCHighThreshold)
 	}
 	if !filepath.IsAbs(c.StateDir) || !filepath.IsAbs(c.CNIConfDir) || !filepath.IsAbs(c.CNIBinDir) || !filepath.IsAbs(c.RunDir) {
 		return errors.New("--state-dir, --run-dir, --cni-conf-dir and --cni-bin-dir must be absolute paths")

@@ -19,18 +19,38 @@ import (
 // syncContainers runs the init containers one at a time, in order, each
 // to success, then all the containers; it returns when to look again
 // (the earliest end of a back-off).
+//
+// Sidecars (init containers with restartPolicy Always, upstream's
+// restartable init containers) start in their place among the init
+// containers; the next one starts once the sidecar has started (its
+// startupProbe passed, if it has one). They are kept running, restarted
+// whatever the pod's restartPolicy, until the pod's regular containers
+// have all finished for good: then they are stopped, last first, and the
+// pod can complete.
 func (w *podWorker) syncContainers(ctx context.Context, pod *corev1.Pod, insts map[string][]runtime.ContainerStatus, ips []string) time.Duration {
-	if !containersRan(pod, insts) {
-		for i := range pod.Spec.InitContainers {
-			c := &pod.Spec.InitContainers[i]
-			if list := insts[c.Name]; len(list) > 0 && list[0].State == runtime.StateExited && list[0].ExitCode == 0 {
-				delete(w.waiting, c.Name)
-				continue
-			}
-			return w.syncContainer(ctx, pod, c, true, insts[c.Name], ips)
-		}
+	if mainContainersDone(pod, insts) {
+		return w.stopSidecars(ctx, pod, insts)
 	}
+	initialized := containersRan(pod, insts)
 	next := resyncPeriod
+	for i := range pod.Spec.InitContainers {
+		c := &pod.Spec.InitContainers[i]
+		if isSidecar(c) {
+			next = min(next, w.syncContainer(ctx, pod, c, true, insts[c.Name], ips))
+			if !initialized && !w.sidecarStarted(ctx, c) {
+				return next
+			}
+			continue
+		}
+		if initialized {
+			continue
+		}
+		if list := insts[c.Name]; len(list) > 0 && list[0].State == runtime.StateExited && list[0].ExitCode == 0 {
+			delete(w.waiting, c.Name)
+			continue
+		}
+		return min(next, w.syncContainer(ctx, pod, c, true, insts[c.Name], ips))
+	}
 	for i := range pod.Spec.Containers {
 		c := &pod.Spec.Containers[i]
 		next = min(next, w.syncContainer(ctx, pod, c, false, insts[c.Name], ips))
@@ -47,6 +67,81 @@ func containersRan(pod *corev1.Pod, insts map[string][]runtime.ContainerStatus) 
 		}
 	}
 	return false
+}
+
+// isSidecar: an init container with restartPolicy Always.
+func isSidecar(c *corev1.Container) bool {
+	return c.RestartPolicy != nil && *c.RestartPolicy == corev1.ContainerRestartPolicyAlways
+}
+
+// sidecarStarted: the sidecar's latest instance runs and its startup
+// probe (if any) has passed. It looks afresh, so that a sidecar started
+// by this sync lets the next init container start in the same sync.
+func (w *podWorker) sidecarStarted(ctx context.Context, c *corev1.Container) bool {
+	list := w.instances(ctx)[c.Name]
+	if len(list) == 0 || list[0].State != runtime.StateRunning {
+		return false
+	}
+	if p := w.probers[list[0].ID]; p != nil {
+		return p.verdict().Started
+	}
+	return c.StartupProbe == nil
+}
+
+// mainContainersDone: the pod's regular containers have all exited and
+// none is to be restarted, so the pod is finishing (never under
+// restartPolicy Always).
+func mainContainersDone(pod *corev1.Pod, insts map[string][]runtime.ContainerStatus) bool {
+	if pod.Spec.RestartPolicy == corev1.RestartPolicyAlways || len(pod.Spec.Containers) == 0 {
+		return false
+	}
+	for _, c := range pod.Spec.Containers {
+		list := insts[c.Name]
+		if len(list) == 0 || list[0].State != runtime.StateExited || shouldRestart(pod.Spec.RestartPolicy, false, list[0].ExitCode) {
+			return false
+		}
+	}
+	return true
+}
+
+// stopSidecars stops the running sidecars of a pod whose regular
+// containers have finished, in the reverse of their order, within the
+// pod's grace period.
+func (w *podWorker) stopSidecars(ctx context.Context, pod *corev1.Pod, insts map[string][]runtime.ContainerStatus) time.Duration {
+	deadline := w.m.now().Add(podGrace(pod))
+	for i := len(pod.Spec.InitContainers) - 1; i >= 0; i-- {
+		c := &pod.Spec.InitContainers[i]
+		list := insts[c.Name]
+		if !isSidecar(c) {
+			continue
+		}
+		delete(w.waiting, c.Name)
+		if len(list) == 0 || (list[0].State != runtime.StateRunning && list[0].State != runtime.StateCreated) {
+			continue
+		}
+		w.m.event(pod, corev1.EventTypeNormal, "Killing", "Stopping container %s", c.Name)
+		if err := w.stopInstance(ctx, pod, c, list[0], max(deadline.Sub(w.m.now()), minKillGrace)); err != nil {
+			klog.FromContext(ctx).Error(err, "stop sidecar", "container", c.Name)
+			return retryPeriod
+		}
+	}
+	return resyncPeriod
+}
+
+// podGrace is the pod's termination grace period: the deletion's when it
+// is being deleted, else terminationGracePeriodSeconds (30 s by default).
+func podGrace(pod *corev1.Pod) time.Duration {
+	secs := ptr.Deref(pod.Spec.TerminationGracePeriodSeconds, 30)
+	if pod.DeletionGracePeriodSeconds != nil {
+		secs = *pod.DeletionGracePeriodSeconds
+	}
+	return max(time.Duration(secs)*time.Second, minKillGrace)
+}
+
+// stopInstance stops a running instance: its preStop hook (when c, its
+// spec, has one), then SIGTERM, then SIGKILL once grace has passed.
+func (w *podWorker) stopInstance(ctx context.Context, pod *corev1.Pod, c *corev1.Container, inst runtime.ContainerStatus, grace time.Duration) error {
+	return w.m.rt.StopContainer(ctx, inst.ID, w.preStop(ctx, pod, c, inst, grace))
 }
 
 // syncContainer brings one container to what it should be: its latest
@@ -67,7 +162,7 @@ func (w *podWorker) syncContainer(ctx context.Context, pod *corev1.Pod, c *corev
 		}
 		forced = reason == "definition changed"
 		w.m.event(pod, corev1.EventTypeNormal, "Killing", "Container %s %s, will be restarted", c.Name, reason)
-		if err := w.m.rt.StopContainer(ctx, latest.ID, w.killGrace(pod, c, reason)); err != nil {
+		if err := w.stopInstance(ctx, pod, c, latest, w.killGrace(pod, c, reason)); err != nil {
 			klog.FromContext(ctx).Error(err, "stop container", "container", c.Name)
 			return retryPeriod
 		}
@@ -88,6 +183,9 @@ func (w *podWorker) syncContainer(ctx context.Context, pod *corev1.Pod, c *corev
 			return 0
 		}
 		w.m.event(pod, corev1.EventTypeNormal, "Started", "Started container %s", c.Name)
+		if !w.postStart(ctx, pod, c, latest.ID, ips) {
+			return 0
+		}
 		return resyncPeriod
 	case runtime.StateUnknown:
 		return retryPeriod
@@ -95,7 +193,11 @@ func (w *podWorker) syncContainer(ctx context.Context, pod *corev1.Pod, c *corev
 	if latest.State != runtime.StateExited {
 		return retryPeriod
 	}
-	if !forced && !shouldRestart(pod.Spec.RestartPolicy, isInit, latest.ExitCode) {
+	policy, restartInit := pod.Spec.RestartPolicy, isInit
+	if isSidecar(c) {
+		policy, restartInit = corev1.RestartPolicyAlways, false
+	}
+	if !forced && !shouldRestart(policy, restartInit, latest.ExitCode) {
 		delete(w.waiting, c.Name)
 		return resyncPeriod
 	}
@@ -167,9 +269,7 @@ func (w *podWorker) startInstance(ctx context.Context, pod *corev1.Pod, c *corev
 			continue
 		}
 		delete(w.startErrors, old.ID)
-		if old.LogPath != "" {
-			os.Remove(old.LogPath)
-		}
+		removeLogs(old.LogPath)
 		os.Remove(w.m.terminationFile(pod.UID, old.ID))
 	}
 	if err := w.m.rt.CreateContainer(ctx, cfg); err != nil {
@@ -191,6 +291,9 @@ func (w *podWorker) startInstance(ctx context.Context, pod *corev1.Pod, c *corev
 	}
 	w.m.event(pod, corev1.EventTypeNormal, "Started", "Started container %s", c.Name)
 	delete(w.waiting, c.Name)
+	if !w.postStart(ctx, pod, c, cfg.ID, ips) {
+		return 0
+	}
 	return resyncPeriod
 }
 

@@ -61,6 +61,12 @@ func (s *storeImages) Ensure(ctx context.Context, req ImageRequest) (Image, erro
 	case err != nil:
 		return Image{}, err
 	}
+	if mu, ok := s.store.(interface{ MarkUsed(string) error }); ok {
+		// For image garbage collection: the image's last use.
+		if err := mu.MarkUsed(img.Digest); err != nil {
+			return Image{}, fmt.Errorf("image %s: %w", req.Ref, err)
+		}
+	}
 	dirs, err := s.store.Unpack(ctx, img.Digest)
 	if err != nil {
 		return Image{}, fmt.Errorf("unpack %s: %w", req.Ref, err)

@@ -51,7 +51,7 @@ func writeLog(ctx context.Context, path string, opts logOptions, w, errw io.Writ
 	if err != nil {
 		return fmt.Errorf("log %s: %w", path, err)
 	}
-	defer f.Close()
+	defer func() { f.Close() }()
 	if opts.tail >= 0 {
 		off, err := tailOffset(f, opts.tail)
 		if err != nil {
@@ -67,6 +67,10 @@ func writeLog(ctx context.Context, path string, opts logOptions, w, errw io.Writ
 	}
 	r := bufio.NewReaderSize(f, 64*1024)
 	var pending []byte // the start of an entry whose newline is not written yet
+	// rotatedAt is when following saw the log rotated (a new file at
+	// path): the old file is drained for one more poll — the shim may
+	// still be writing its last entry there — then the new one is read.
+	var rotatedAt time.Time
 	for {
 		line, err := r.ReadSlice('\n')
 		if err == nil || errors.Is(err, bufio.ErrBufferFull) {
@@ -95,9 +99,29 @@ func writeLog(ctx context.Context, path string, opts logOptions, w, errw io.Writ
 		// At the end: stop once the container is gone and nothing more
 		// arrived, else wait for more.
 		wasRunning := running()
-		if !wasRunning {
-			if more, err := grew(f, r); err != nil || !more {
-				return err
+		more, err := grew(f, r)
+		if err != nil {
+			return err
+		}
+		if !more && replaced(f, path) {
+			switch {
+			case rotatedAt.IsZero():
+				rotatedAt = time.Now()
+			case time.Since(rotatedAt) >= followPoll:
+				nf, err := os.Open(path)
+				if err != nil {
+					return fmt.Errorf("log %s: %w", path, err)
+				}
+				f.Close()
+				// Entries never straddle files: nothing pending completes.
+				f, rotatedAt, pending = nf, time.Time{}, pending[:0]
+				r.Reset(f)
+				continue
+			}
+		}
+		if !wasRunning && rotatedAt.IsZero() {
+			if !more {
+				return nil
 			}
 			continue
 		}
@@ -107,6 +131,17 @@ func writeLog(ctx context.Context, path string, opts logOptions, w, errw io.Writ
 		case <-time.After(followPoll):
 		}
 	}
+}
+
+// replaced reports whether path is now another file than f (the log was
+// rotated).
+func replaced(f *os.File, path string) bool {
+	a, err := f.Stat()
+	if err != nil {
+		return false
+	}
+	b, err := os.Stat(path)
+	return err == nil && !os.SameFile(a, b)
 }
 
 // grew reports whether the file holds more than has been read so far.

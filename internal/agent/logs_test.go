@@ -135,3 +135,41 @@ func (b *lockedBuffer) String() string {
 	defer b.mu.Unlock()
 	return b.buf.String()
 }
+
+// Following a log goes on across a rotation: the rest of the old file,
+// then the new file at the same path.
+func TestWriteLogFollowRotation(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "0.log")
+	if err := os.WriteFile(path, []byte("2026-11-25T10:00:00.000000000Z stdout F first\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	var running atomic.Bool
+	running.Store(true)
+	out := &lockedBuffer{}
+	done := make(chan error, 1)
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	go func() { done <- writeLog(ctx, path, logOptions{tail: -1, follow: true}, out, nil, running.Load) }()
+	waitUntil(t, ctx, func() bool { return out.String() == "first\n" })
+
+	if err := os.Rename(path, path+".20261125-100001"); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(path, []byte("2026-11-25T10:00:02.000000000Z stdout F in the new file\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	// The shim's last entry in the old file, just after the new one appeared.
+	old, _ := os.OpenFile(path+".20261125-100001", os.O_APPEND|os.O_WRONLY, 0)
+	old.WriteString("2026-11-25T10:00:01.000000000Z stdout F last in the old file\n")
+	old.Close()
+	waitUntil(t, ctx, func() bool { return out.String() == "first\nlast in the old file\nin the new file\n" })
+	running.Store(false)
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Fatal(err)
+		}
+	case <-ctx.Done():
+		t.Fatal("follow did not end after the container stopped")
+	}
+}

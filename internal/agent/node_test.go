@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"maps"
 	"net/http"
 	"net/netip"
 	"os"
@@ -13,6 +14,7 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -20,6 +22,7 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/apimachinery/pkg/util/intstr"
 	"k8s.io/utils/ptr"
 
@@ -52,6 +55,7 @@ var nodeSeq atomic.Int32
 
 // testNode is one node: its directories, its agent and what it is made of.
 type testNode struct {
+	agent  *Agent
 	t      testing.TB
 	api    *apitest.Server
 	cfg    Config
@@ -175,6 +179,7 @@ func (n *testNode) start() {
 	if err != nil {
 		n.t.Fatal(err)
 	}
+	n.agent = a
 	ctx, cancel := context.WithCancel(context.Background())
 	n.cancel, n.done = cancel, make(chan error, 1)
 	go func() { n.done <- a.Run(ctx) }()
@@ -473,10 +478,28 @@ func TestAgentRestart(t *testing.T) {
 		t.Fatalf("%d veths before the restart", n)
 	}
 
+	// The new agent settles: every pod synced and probed by it, then
+	// synced once more (so whatever the probes found is in the status).
 	node.stop()
+	prog := newProgress()
+	node.cfg.hooks = prog.hooks()
 	node.start()
-	// Let the new agent list, sync and probe everything a few times.
-	time.Sleep(3 * time.Second)
+	var uids []types.UID
+	for _, n := range names {
+		uids = append(uids, before[n].UID)
+	}
+	apitest.WaitFor(t, 30*time.Second, "every pod synced and probed by the new agent", func() bool {
+		return prog.all(uids, func(syncs, probes int) bool { return syncs > 0 && probes > 0 })
+	})
+	base := prog.syncCounts()
+	node.agent.pods.mu.Lock()
+	for _, w := range node.agent.pods.workers {
+		w.wake()
+	}
+	node.agent.pods.mu.Unlock()
+	apitest.WaitFor(t, 30*time.Second, "a sync of every pod after its probes", func() bool {
+		return prog.all(uids, func(syncs, _ int) bool { return syncs > 0 }) && prog.syncedSince(base, uids)
+	})
 	for _, n := range names {
 		p := node.waitPod(n, "Ready after the restart", podReady)
 		b, a := before[n].Status, p.Status
@@ -717,4 +740,56 @@ func TestKuardS6(t *testing.T) {
 	node.waitPod("kuard", "not Ready", func(p *corev1.Pod) bool { return !podReady(p) })
 	node.exec(shell, "wget", "-q", "-O", "-", "--post-data=", url+"/ready/ok")
 	node.waitPod("kuard", "Ready again", podReady)
+}
+
+// progress counts the pod workers' completed syncs and probe attempts
+// (through the agent's test hooks).
+type progress struct {
+	mu            sync.Mutex
+	syncs, probes map[types.UID]int
+}
+
+func newProgress() *progress {
+	return &progress{syncs: map[types.UID]int{}, probes: map[types.UID]int{}}
+}
+
+func (p *progress) hooks() *testHooks {
+	count := func(m map[types.UID]int) func(types.UID) {
+		return func(uid types.UID) {
+			p.mu.Lock()
+			defer p.mu.Unlock()
+			m[uid]++
+		}
+	}
+	return &testHooks{synced: count(p.syncs), probed: count(p.probes)}
+}
+
+// all: cond holds for every pod's counts.
+func (p *progress) all(uids []types.UID, cond func(syncs, probes int) bool) bool {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	for _, u := range uids {
+		if !cond(p.syncs[u], p.probes[u]) {
+			return false
+		}
+	}
+	return true
+}
+
+func (p *progress) syncCounts() map[types.UID]int {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return maps.Clone(p.syncs)
+}
+
+// syncedSince: every pod completed a sync since base was taken.
+func (p *progress) syncedSince(base map[types.UID]int, uids []types.UID) bool {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	for _, u := range uids {
+		if p.syncs[u] <= base[u] {
+			return false
+		}
+	}
+	return true
 }

@@ -45,6 +45,8 @@ type podManager struct {
 	svcLister   corelisters.ServiceLister
 	ready       chan struct{} // closed once the runtime was listed (adoption)
 	relistEvery time.Duration
+	// gc collects unused images (nil: not on this store).
+	gc *imageGC
 
 	mu         sync.Mutex
 	workers    map[types.UID]*podWorker
@@ -104,6 +106,38 @@ func (m *podManager) run(ctx context.Context) error {
 	if !cache.WaitForCacheSync(ctx.Done(), podInformer.HasSynced, svcInformer.Informer().HasSynced) {
 		return nil
 	}
+	if m.gc != nil {
+		m.wg.Add(1)
+		go func() {
+			defer m.wg.Done()
+			t := time.NewTicker(m.cfg.ImageGCPeriod)
+			defer t.Stop()
+			for {
+				select {
+				case <-ctx.Done():
+					return
+				case <-t.C:
+					if _, err := m.gc.collect(m.ctx); err != nil && ctx.Err() == nil {
+						log.Error(err, "image garbage collection")
+					}
+				}
+			}
+		}()
+	}
+	m.wg.Add(1)
+	go func() {
+		defer m.wg.Done()
+		t := time.NewTicker(m.cfg.LogMonitorPeriod)
+		defer t.Stop()
+		for {
+			select {
+			case <-ctx.Done():
+				return
+			case <-t.C:
+				m.rotateLogs(m.ctx)
+			}
+		}
+	}()
 	t := time.NewTicker(m.relistEvery)
 	defer t.Stop()
 	for {

@@ -12,8 +12,14 @@ import (
 	"sync"
 	"time"
 
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/credentials/insecure"
+	healthpb "google.golang.org/grpc/health/grpc_health_v1"
+	"google.golang.org/grpc/status"
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/util/intstr"
+	"k8s.io/utils/ptr"
 
 	"kite/internal/runtime"
 )
@@ -66,6 +72,8 @@ type probeSet struct {
 	// attempt (for the Unhealthy event).
 	Changed func()
 	Failed  func(kind, msg string)
+	// Probed, when set, is called after each attempt and its verdict.
+	Probed func()
 }
 
 func startProber(ctx context.Context, ps probeSet) *prober {
@@ -125,33 +133,47 @@ func (p *prober) loop(ctx context.Context, kind string, spec *corev1.Probe, ps p
 			okRun, failRun = 0, failRun+1
 			ps.Failed(kind, msg)
 		}
-		switch kind {
-		case "Readiness":
-			if ok && okRun >= successes {
-				p.set(func() bool { ch := !p.ready; p.ready = true; return ch }, ps.Changed)
-			} else if !ok && failRun >= failures {
-				p.set(func() bool { ch := p.ready; p.ready = false; return ch }, ps.Changed)
-			}
-		case "Liveness":
-			if failRun >= failures {
-				p.set(func() bool { p.killReason = "failed liveness probe"; return true }, ps.Changed)
-				return
-			}
-		case "Startup":
-			if ok {
-				p.set(func() bool { p.started = true; return true }, ps.Changed)
-				close(started)
-				return
-			}
-			if failRun >= failures {
-				p.set(func() bool { p.killReason = "failed startup probe"; return true }, ps.Changed)
-				return
-			}
+		stop := p.judge(kind, ok, okRun, failRun, successes, failures, ps.Changed, started)
+		if ps.Probed != nil {
+			ps.Probed()
+		}
+		if stop {
+			return
 		}
 		if !sleepUntil(ctx, time.Now().Add(period)) {
 			return
 		}
 	}
+}
+
+// judge turns a run of results into the probe's verdict; it reports
+// whether the probe is done (a startup probe passed; a liveness or
+// startup probe failed for good).
+func (p *prober) judge(kind string, ok bool, okRun, failRun, successes, failures int, changed func(), started chan struct{}) bool {
+	switch kind {
+	case "Readiness":
+		if ok && okRun >= successes {
+			p.set(func() bool { ch := !p.ready; p.ready = true; return ch }, changed)
+		} else if !ok && failRun >= failures {
+			p.set(func() bool { ch := p.ready; p.ready = false; return ch }, changed)
+		}
+	case "Liveness":
+		if failRun >= failures {
+			p.set(func() bool { p.killReason = "failed liveness probe"; return true }, changed)
+			return true
+		}
+	case "Startup":
+		if ok {
+			p.set(func() bool { p.started = true; return true }, changed)
+			close(started)
+			return true
+		}
+		if failRun >= failures {
+			p.set(func() bool { p.killReason = "failed startup probe"; return true }, changed)
+			return true
+		}
+	}
+	return false
 }
 
 func (p *prober) set(f func() bool, changed func()) {
@@ -234,15 +256,28 @@ func (r probeRunner) run(ctx context.Context, p *corev1.Probe, timeout time.Dura
 		conn.Close()
 		return true, ""
 	case p.GRPC != nil:
-		return false, "gRPC probes are not supported by kite"
+		return r.grpc(ctx, p.GRPC, timeout)
 	}
 	return false, "probe has no handler"
 }
 
 func (r probeRunner) httpGet(ctx context.Context, h *corev1.HTTPGetAction) (bool, string) {
-	port, err := r.port(h.Port)
+	code, err := r.doHTTPGet(ctx, h)
 	if err != nil {
 		return false, err.Error()
+	}
+	if code >= 200 && code < 400 {
+		return true, ""
+	}
+	return false, fmt.Sprintf("HTTP probe failed with statuscode: %d", code)
+}
+
+// doHTTPGet makes the GET of an httpGet action (a probe's or a lifecycle
+// hook's) and returns the response's status code.
+func (r probeRunner) doHTTPGet(ctx context.Context, h *corev1.HTTPGetAction) (int, error) {
+	port, err := r.port(h.Port)
+	if err != nil {
+		return 0, err
 	}
 	host := h.Host
 	if host == "" {
@@ -259,7 +294,7 @@ func (r probeRunner) httpGet(ctx context.Context, h *corev1.HTTPGetAction) (bool
 	url := fmt.Sprintf("%s://%s%s", scheme, net.JoinHostPort(host, strconv.Itoa(port)), path)
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
 	if err != nil {
-		return false, err.Error()
+		return 0, err
 	}
 	req.Header.Set("User-Agent", "kube-probe/1.37")
 	req.Header.Set("Accept", "*/*")
@@ -277,14 +312,40 @@ func (r probeRunner) httpGet(ctx context.Context, h *corev1.HTTPGetAction) (bool
 	}
 	resp, err := client.Do(req)
 	if err != nil {
-		return false, err.Error()
+		return 0, err
 	}
 	defer resp.Body.Close()
 	io.Copy(io.Discard, io.LimitReader(resp.Body, maxProbeOutput))
-	if resp.StatusCode >= 200 && resp.StatusCode < 400 {
-		return true, ""
+	return resp.StatusCode, nil
+}
+
+// grpc asks the pod's gRPC server for its health through the standard
+// grpc.health.v1.Health/Check, at the pod's IP like the other probes.
+// Only SERVING passes; the messages are upstream's.
+func (r probeRunner) grpc(ctx context.Context, g *corev1.GRPCAction, timeout time.Duration) (bool, string) {
+	service := ptr.Deref(g.Service, "")
+	conn, err := grpc.NewClient(net.JoinHostPort(r.podIP, strconv.Itoa(int(g.Port))),
+		grpc.WithTransportCredentials(insecure.NewCredentials()), grpc.WithUserAgent("kube-probe/1.37"))
+	if err != nil {
+		return false, fmt.Sprintf("error: failed to connect service %q: %v", service, err)
 	}
-	return false, fmt.Sprintf("HTTP probe failed with statuscode: %d", resp.StatusCode)
+	defer conn.Close()
+	resp, err := healthpb.NewHealthClient(conn).Check(ctx, &healthpb.HealthCheckRequest{Service: service})
+	if err != nil {
+		switch status.Code(err) {
+		case codes.Unimplemented:
+			return false, fmt.Sprintf("this server does not implement the grpc health protocol (grpc.health.v1.Health): %s", status.Convert(err).Message())
+		case codes.DeadlineExceeded:
+			return false, fmt.Sprintf("timeout: health rpc did not complete within %v", timeout)
+		case codes.Unavailable:
+			return false, fmt.Sprintf("timeout: failed to connect service %q within %v: %v", service, timeout, err)
+		}
+		return false, fmt.Sprintf("error: health rpc probe failed: %v", err)
+	}
+	if resp.GetStatus() != healthpb.HealthCheckResponse_SERVING {
+		return false, fmt.Sprintf("service unhealthy (responded with %q)", resp.GetStatus().String())
+	}
+	return true, ""
 }
 
 // port resolves a probe's port: a number, or the name of a container port.

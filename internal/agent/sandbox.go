@@ -158,36 +158,17 @@ func (w *podWorker) writePodFiles(pod *corev1.Pod, ips []string) error {
 }
 
 // cleanup removes everything of the pod from the node: containers
-// (stopped with grace first, in parallel), the CNI attachment, the
+// (stopped with grace first, in stopOrder), the CNI attachment, the
 // sandbox, and the pod's files and logs. pod is nil when the object is
 // gone; the runtime's labels then name it.
 func (w *podWorker) cleanup(ctx context.Context, pod *corev1.Pod, grace time.Duration) error {
 	w.stopProbers(nil)
 	insts := w.instances(ctx)
-	var wg sync.WaitGroup
-	errs := make(chan error, 64)
-	for _, list := range insts {
-		for _, c := range list {
-			if c.State != runtime.StateRunning && c.State != runtime.StateCreated {
-				continue
-			}
-			w.m.event(pod, corev1.EventTypeNormal, "Killing", "Stopping container %s", c.Labels[labelContainer])
-			wg.Add(1)
-			go func() {
-				defer wg.Done()
-				if err := w.m.rt.StopContainer(ctx, c.ID, grace); err != nil {
-					select {
-					case errs <- err:
-					default:
-					}
-				}
-			}()
+	deadline := w.m.now().Add(grace)
+	for _, group := range stopOrder(pod, insts) {
+		if err := w.stopGroup(ctx, pod, group, max(deadline.Sub(w.m.now()), minKillGrace)); err != nil {
+			return err
 		}
-	}
-	wg.Wait()
-	close(errs)
-	if err := <-errs; err != nil {
-		return err
 	}
 	for _, list := range insts {
 		for _, c := range list {
@@ -230,6 +211,9 @@ func (w *podWorker) cleanup(ctx context.Context, pod *corev1.Pod, grace time.Dur
 		return err
 	}
 	w.sandbox = nil
+	if err := unmountVolumes(w.m.podDir(w.uid)); err != nil {
+		return err
+	}
 	if err := os.RemoveAll(w.m.podDir(w.uid)); err != nil {
 		return err
 	}
@@ -240,4 +224,81 @@ func (w *podWorker) cleanup(ctx context.Context, pod *corev1.Pod, grace time.Dur
 		}
 	}
 	return nil
+}
+
+// stopping is a running instance to stop, with its spec when the pod
+// still names it (for its preStop hook).
+type stopping struct {
+	spec *corev1.Container
+	inst runtime.ContainerStatus
+}
+
+// stopOrder groups the pod's running instances in the order they are
+// stopped, as upstream does: the regular containers together, then the
+// sidecars one by one, last first. Without the pod (gone from the API),
+// instances of init containers (which can only be sidecars when still
+// running) come last, together.
+func stopOrder(pod *corev1.Pod, insts map[string][]runtime.ContainerStatus) [][]stopping {
+	var main, sidecars []stopping
+	for name, list := range insts {
+		for _, inst := range list {
+			if inst.State != runtime.StateRunning && inst.State != runtime.StateCreated {
+				continue
+			}
+			s := stopping{inst: inst}
+			if pod != nil {
+				s.spec = specOf(pod, name)
+			}
+			if inst.Labels[labelInit] == "true" {
+				sidecars = append(sidecars, s)
+			} else {
+				main = append(main, s)
+			}
+		}
+	}
+	groups := [][]stopping{main}
+	if pod == nil {
+		return append(groups, sidecars)
+	}
+	for i := len(pod.Spec.InitContainers) - 1; i >= 0; i-- {
+		var g []stopping
+		for _, s := range sidecars {
+			if s.inst.Labels[labelContainer] == pod.Spec.InitContainers[i].Name {
+				g = append(g, s)
+			}
+		}
+		groups = append(groups, g)
+	}
+	return groups
+}
+
+// specOf is the pod's init container or container of that name, or nil.
+func specOf(pod *corev1.Pod, name string) *corev1.Container {
+	for _, cs := range [][]corev1.Container{pod.Spec.InitContainers, pod.Spec.Containers} {
+		for i := range cs {
+			if cs[i].Name == name {
+				return &cs[i]
+			}
+		}
+	}
+	return nil
+}
+
+// stopGroup stops instances in parallel, each with grace.
+func (w *podWorker) stopGroup(ctx context.Context, pod *corev1.Pod, group []stopping, grace time.Duration) error {
+	var wg sync.WaitGroup
+	errs := make(chan error, len(group))
+	for _, s := range group {
+		w.m.event(pod, corev1.EventTypeNormal, "Killing", "Stopping container %s", s.inst.Labels[labelContainer])
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if err := w.stopInstance(ctx, pod, s.spec, s.inst, grace); err != nil {
+				errs <- err
+			}
+		}()
+	}
+	wg.Wait()
+	close(errs)
+	return <-errs
 }

@@ -94,6 +94,11 @@ func buildStatus(in statusInput) corev1.PodStatus {
 		for i := range st.ContainerStatuses {
 			st.ContainerStatuses[i].Ready = false
 		}
+		for i := range st.InitContainerStatuses {
+			if c := specOf(in.Pod, st.InitContainerStatuses[i].Name); c != nil && isSidecar(c) {
+				st.InitContainerStatuses[i].Ready = false
+			}
+		}
 	}
 	setConditions(&st, in)
 	return st
@@ -136,8 +141,9 @@ func containerStatus(v containerView, hasInit, isInit bool) corev1.ContainerStat
 	switch c.State {
 	case runtime.StateRunning:
 		cs.State.Running = &corev1.ContainerStateRunning{StartedAt: metaTime(c.StartedAt)}
-		// An init container is ready once it has succeeded.
-		cs.Ready, cs.Started = v.Ready && !isInit, ptr.To(v.Started)
+		// An init container is ready once it has succeeded; a sidecar
+		// as its readiness probe says.
+		cs.Ready, cs.Started = v.Ready && (!isInit || isSidecar(v.Spec)), ptr.To(v.Started)
 	case runtime.StateExited:
 		t := terminated(c, v.TerminationMessages)
 		if v.Waiting != nil { // to be restarted
@@ -145,7 +151,7 @@ func containerStatus(v containerView, hasInit, isInit bool) corev1.ContainerStat
 			cs.LastTerminationState = corev1.ContainerState{Terminated: t}
 		} else {
 			cs.State.Terminated = t
-			cs.Ready = isInit && c.ExitCode == 0
+			cs.Ready = isInit && !isSidecar(v.Spec) && c.ExitCode == 0
 		}
 	case runtime.StateCreated:
 		cs.State.Waiting = &corev1.ContainerStateWaiting{Reason: reasonContainerCreating}
@@ -174,11 +180,33 @@ func terminated(c *runtime.ContainerStatus, messages map[string]string) *corev1.
 	return t
 }
 
-// podPhase is kubelet's getPhase.
+// podPhase is kubelet's getPhase. Sidecars keep the pod Pending until
+// they have started (before its containers ran), count as running while
+// they run, and are ignored once terminated (they are stopped after the
+// containers finish).
 func podPhase(spec *corev1.PodSpec, initStatuses, statuses []corev1.ContainerStatus) corev1.PodPhase {
-	pendingInit, failedInit := 0, 0
-	for _, c := range spec.InitContainers {
+	pendingInit, failedInit, pendingSidecars := 0, 0, 0
+	unknown, running, waiting, stopped, succeeded := 0, 0, 0, 0, 0
+	for i := range spec.InitContainers {
+		c := &spec.InitContainers[i]
 		s := findStatus(initStatuses, c.Name)
+		if isSidecar(c) {
+			switch {
+			case s == nil:
+				pendingSidecars++
+				unknown++
+			case s.State.Running != nil:
+				if !ptr.Deref(s.Started, false) {
+					pendingSidecars++
+				}
+				running++
+			case s.State.Terminated != nil, s.LastTerminationState.Terminated != nil:
+			case s.State.Waiting != nil:
+				pendingSidecars++
+				waiting++
+			}
+			continue
+		}
 		switch {
 		case s == nil || s.State.Running != nil:
 			pendingInit++
@@ -194,7 +222,12 @@ func podPhase(spec *corev1.PodSpec, initStatuses, statuses []corev1.ContainerSta
 			pendingInit++
 		}
 	}
-	unknown, running, waiting, stopped, succeeded := 0, 0, 0, 0, 0
+	initialized := false
+	for _, s := range statuses {
+		if s.State.Running != nil || s.State.Terminated != nil || s.LastTerminationState.Terminated != nil {
+			initialized = true
+		}
+	}
 	for _, c := range spec.Containers {
 		s := findStatus(statuses, c.Name)
 		switch {
@@ -219,7 +252,7 @@ func podPhase(spec *corev1.PodSpec, initStatuses, statuses []corev1.ContainerSta
 		return corev1.PodFailed
 	}
 	switch {
-	case pendingInit > 0, waiting > 0:
+	case pendingInit > 0, pendingSidecars > 0 && !initialized, waiting > 0:
 		return corev1.PodPending
 	case running > 0 && unknown == 0:
 		return corev1.PodRunning
@@ -277,9 +310,18 @@ func setConditions(st *corev1.PodStatus, in statusInput) {
 	set(cond(corev1.PodReadyToStartContainers, in.SandboxReady && !isTerminal(st.Phase), "", ""))
 
 	var incomplete []string
-	for _, s := range st.InitContainerStatuses {
-		if s.State.Terminated == nil || s.State.Terminated.ExitCode != 0 {
-			incomplete = append(incomplete, s.Name)
+	for i := range in.Pod.Spec.InitContainers {
+		c := &in.Pod.Spec.InitContainers[i]
+		s := findStatus(st.InitContainerStatuses, c.Name)
+		switch {
+		case s == nil:
+			incomplete = append(incomplete, c.Name)
+		case isSidecar(c):
+			if s.State.Running == nil || !ptr.Deref(s.Started, false) {
+				incomplete = append(incomplete, c.Name)
+			}
+		case s.State.Terminated == nil || s.State.Terminated.ExitCode != 0:
+			incomplete = append(incomplete, c.Name)
 		}
 	}
 	for _, s := range st.ContainerStatuses {
@@ -295,6 +337,13 @@ func setConditions(st *corev1.PodStatus, in statusInput) {
 	set(initialized)
 
 	var unready []string
+	for i := range in.Pod.Spec.InitContainers {
+		if c := &in.Pod.Spec.InitContainers[i]; isSidecar(c) {
+			if s := findStatus(st.InitContainerStatuses, c.Name); s == nil || !s.Ready {
+				unready = append(unready, c.Name)
+			}
+		}
+	}
 	for _, s := range st.ContainerStatuses {
 		if !s.Ready {
 			unready = append(unready, s.Name)

@@ -227,8 +227,7 @@ func (w *podWorker) writeStatus(ctx context.Context, pod *corev1.Pod, in statusI
 // SIGTERM and the grace period, then its network, sandbox and files go,
 // and the object is deleted for good (grace 0, only this UID).
 func (w *podWorker) syncDeleted(ctx context.Context, pod *corev1.Pod) error {
-	grace := time.Duration(ptr.Deref(pod.DeletionGracePeriodSeconds, ptr.Deref(pod.Spec.TerminationGracePeriodSeconds, 30))) * time.Second
-	if err := w.cleanup(ctx, pod, max(grace, minKillGrace)); err != nil {
+	if err := w.cleanup(ctx, pod, podGrace(pod)); err != nil {
 		return err
 	}
 	err := w.m.client.CoreV1().Pods(pod.Namespace).Delete(ctx, pod.Name, metav1.DeleteOptions{

@@ -11,7 +11,9 @@ import (
 	"path/filepath"
 	"strings"
 
+	"golang.org/x/sys/unix"
 	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/api/resource"
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/utils/ptr"
 
@@ -21,7 +23,7 @@ import (
 // mounts are a container's bind mounts: the pod's /etc/hosts,
 // /etc/hostname and /etc/resolv.conf (read-only), its termination message
 // file, and its volumeMounts. Volumes kite supports: emptyDir (a
-// directory of the pod's), hostPath, configMap, secret, downwardAPI and
+// directory of the pod's, a tmpfs for medium Memory), hostPath, configMap, secret, downwardAPI and
 // projected (their files written when the container starts; see
 // projected.go for how they are kept current).
 func (w *podWorker) mounts(ctx context.Context, pod *corev1.Pod, c *corev1.Container, attempt int, ips []string) ([]runtime.Mount, error) {
@@ -81,6 +83,9 @@ func (w *podWorker) volumeSource(ctx context.Context, pod *corev1.Pod, name stri
 		if err := os.MkdirAll(dir, 0o777); err != nil {
 			return "", err
 		}
+		if src.EmptyDir.Medium == corev1.StorageMediumMemory {
+			return dir, w.memoryVolume(dir, src.EmptyDir.SizeLimit)
+		}
 		return dir, os.Chmod(dir, 0o777)
 	case src.HostPath != nil:
 		return hostPathVolume(src.HostPath)
@@ -122,6 +127,45 @@ func (w *podWorker) volumeSource(ctx context.Context, pod *corev1.Pod, name stri
 		return dir, nil
 	}
 	return "", fmt.Errorf("volume %q: kite supports emptyDir, hostPath, configMap, secret, downwardAPI and projected volumes", name)
+}
+
+// memoryVolume makes an emptyDir of medium Memory a tmpfs (once: it stays
+// mounted across container restarts and agent restarts, until the pod's
+// cleanup unmounts it). Its size is sizeLimit, else the node's
+// allocatable memory, as upstream sizes memory-backed volumes.
+func (w *podWorker) memoryVolume(dir string, sizeLimit *resource.Quantity) error {
+	if mounted, err := runtime.IsMountPoint(dir); err != nil || mounted {
+		return err
+	}
+	size := w.m.allocatable.Memory().Value()
+	if sizeLimit != nil && sizeLimit.Value() > 0 {
+		size = sizeLimit.Value()
+	}
+	opts := "mode=0777"
+	if size > 0 {
+		opts += fmt.Sprintf(",size=%d", size)
+	}
+	if err := unix.Mount("tmpfs", dir, "tmpfs", unix.MS_NOSUID|unix.MS_NODEV, opts); err != nil {
+		return fmt.Errorf("mount tmpfs on %s (%s): %w", dir, opts, err)
+	}
+	return nil
+}
+
+// unmountVolumes unmounts whatever is mounted under a pod's directory
+// (its memory-backed volumes), so that removing it leaks no mount.
+func unmountVolumes(podDir string) error {
+	mps, err := runtime.MountPointsUnder(podDir)
+	if err != nil {
+		return err
+	}
+	for _, mp := range mps {
+		if err := unix.Unmount(mp, 0); err != nil && !errors.Is(err, unix.EINVAL) && !errors.Is(err, unix.ENOENT) {
+			if err := unix.Unmount(mp, unix.MNT_DETACH); err != nil {
+				return fmt.Errorf("unmount %s: %w", mp, err)
+			}
+		}
+	}
+	return nil
 }
 
 func hostPathVolume(hp *corev1.HostPathVolumeSource) (string, error) {

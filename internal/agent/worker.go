@@ -89,6 +89,9 @@ func (w *podWorker) run(ctx context.Context) {
 		if ctx.Err() != nil {
 			return
 		}
+		if h := w.m.cfg.hooks; h != nil && h.synced != nil {
+			h.synced(w.uid)
+		}
 		if done {
 			w.m.retire(w)
 			return
@@ -130,8 +133,7 @@ func (w *podWorker) syncProbers(ctx context.Context, pod *corev1.Pod, insts map[
 	if len(ips) > 0 {
 		podIP = ips[0]
 	}
-	for i := range pod.Spec.Containers {
-		c := &pod.Spec.Containers[i]
+	for _, c := range probedContainers(pod) {
 		list := insts[c.Name]
 		if len(list) == 0 || list[0].State != runtime.StateRunning ||
 			(c.LivenessProbe == nil && c.ReadinessProbe == nil && c.StartupProbe == nil) {
@@ -147,10 +149,28 @@ func (w *podWorker) syncProbers(ctx context.Context, pod *corev1.Pod, insts map[
 			Failed: func(kind, msg string) {
 				w.m.event(pod, corev1.EventTypeWarning, "Unhealthy", "%s probe failed: %s", kind, msg)
 			}}
+		if h := w.m.cfg.hooks; h != nil && h.probed != nil {
+			ps.Probed = func() { h.probed(w.uid) }
+		}
 		if s := findStatus(pod.Status.ContainerStatuses, c.Name); s != nil && s.ContainerID == containerIDPrefix+inst.ID {
 			ps.Ready, ps.Started = s.Ready, ptr.Deref(s.Started, false)
 		}
 		w.probers[inst.ID] = startProber(ctx, ps)
 	}
 	w.stopProbers(keep)
+}
+
+// probedContainers are the containers probes run for: the sidecars and
+// the regular containers.
+func probedContainers(pod *corev1.Pod) []*corev1.Container {
+	var out []*corev1.Container
+	for i := range pod.Spec.InitContainers {
+		if isSidecar(&pod.Spec.InitContainers[i]) {
+			out = append(out, &pod.Spec.InitContainers[i])
+		}
+	}
+	for i := range pod.Spec.Containers {
+		out = append(out, &pod.Spec.Containers[i])
+	}
+	return out
 }

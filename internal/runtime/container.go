@@ -8,6 +8,7 @@ import (
 	"os"
 	"path/filepath"
 	"sort"
+	"strconv"
 	"strings"
 	"time"
 
@@ -217,6 +218,61 @@ func (r *Runtime) waitExit(ctx context.Context, id string, pid int) bool {
 		case <-t.C:
 		}
 	}
+}
+
+// ReopenContainerLog signals the container's shim to reopen its log
+// file, and waits for the new file.
+func (r *Runtime) ReopenContainerLog(ctx context.Context, id string) error {
+	if err := checkID("container", id); err != nil {
+		return err
+	}
+	dir := r.containerDir(id)
+	var rec containerRecord
+	if err := readJSON(filepath.Join(dir, fileRecord), &rec); err != nil {
+		if errors.Is(err, fs.ErrNotExist) {
+			return fmt.Errorf("container %s: %w", id, ErrNotFound)
+		}
+		return err
+	}
+	pid, err := readPidFile(filepath.Join(dir, fileLock))
+	if err != nil || !shimAlive(dir) || exists(filepath.Join(dir, fileExit)) {
+		return fmt.Errorf("reopen log of container %s: no shim copies its output: %w", id, ErrWrongState)
+	}
+	// A shim from before log rotation would die of SIGUSR1.
+	if !catches(pid, unix.SIGUSR1) {
+		return fmt.Errorf("reopen log of container %s: its shim (pid %d) cannot reopen logs: %w", id, pid, ErrWrongState)
+	}
+	if err := unix.Kill(pid, unix.SIGUSR1); err != nil {
+		return fmt.Errorf("reopen log of container %s: signal shim %d: %w", id, pid, err)
+	}
+	ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	defer cancel()
+	t := time.NewTicker(pollInterval)
+	defer t.Stop()
+	for !exists(rec.LogPath) {
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("reopen log of container %s: %s not recreated: %w", id, rec.LogPath, ctx.Err())
+		case <-t.C:
+		}
+	}
+	return nil
+}
+
+// catches reports whether process pid has a handler for sig (SigCgt in
+// /proc/<pid>/status).
+func catches(pid int, sig unix.Signal) bool {
+	data, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
+	if err != nil {
+		return false
+	}
+	for _, l := range strings.Split(string(data), "\n") {
+		if v, ok := strings.CutPrefix(l, "SigCgt:"); ok {
+			mask, err := strconv.ParseUint(strings.TrimSpace(v), 16, 64)
+			return err == nil && mask&(1<<(uint(sig)-1)) != 0
+		}
+	}
+	return false
 }
 
 // shimAlive reports whether a shim holds the container's lock file.

@@ -55,6 +55,8 @@
 //     reads, and CreateContainer returns.
 //   - The shim copies both pipes into the log file in the CRI format
 //     (see crilog.go), one write per read, P entries for unfinished lines.
+//     On SIGUSR1 it opens the log path afresh (ReopenContainerLog: the
+//     agent renamed the file away to rotate it).
 //   - Stdin and TTY (`kubectl run -it`, `kubectl attach`): with Stdin the
 //     container's stdin is a third pipe whose write end the shim keeps.
 //     With TTY the shim runs `runc create --console-socket` and receives
@@ -103,7 +105,7 @@
 // # Not (yet) done
 //
 // Replaying output from before an attach (a TTY shell's first prompt is
-// only in the log: kubectl says to press enter), log rotation, seccomp and
+// only in the log: kubectl says to press enter), seccomp and
 // AppArmor profiles, user namespaces, pausing, resource updates of a
 // running container, and image handling (the caller gives layer
 // directories).

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"maps"
+	"os"
 	"slices"
 	"sort"
 	"sync"
@@ -326,4 +327,28 @@ func (f *Fake) Attach(ctx context.Context, id string, cfg AttachConfig) error {
 		return fn(id, cfg)
 	}
 	return nil
+}
+
+// ReopenContainerLog creates the running container's log file afresh, as
+// the shim does; the Fake never writes to it.
+func (f *Fake) ReopenContainerLog(ctx context.Context, id string) error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if err := f.call("ReopenContainerLog", id); err != nil {
+		return err
+	}
+	c, ok := f.containers[id]
+	switch {
+	case !ok:
+		return fmt.Errorf("container %s: %w", id, ErrNotFound)
+	case c.status.State != StateRunning:
+		return fmt.Errorf("container %s: %w", id, ErrWrongState)
+	case c.cfg.LogPath == "":
+		return nil
+	}
+	lf, err := os.OpenFile(c.cfg.LogPath, os.O_WRONLY|os.O_CREATE|os.O_APPEND, 0o640)
+	if err != nil {
+		return err
+	}
+	return lf.Close()
 }

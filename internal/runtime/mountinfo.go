@@ -65,3 +65,27 @@ func isMountPoint(path string) (bool, error) {
 	}
 	return false, nil
 }
+
+// IsMountPoint reports whether path is a mount point of this process's
+// mount namespace (for the agent's memory-backed volumes).
+func IsMountPoint(path string) (bool, error) { return isMountPoint(path) }
+
+// MountPointsUnder lists the mount points at or below dir, deepest
+// (latest mounted) first: the order to unmount them in.
+func MountPointsUnder(dir string) ([]string, error) {
+	dir = filepath.Clean(dir)
+	if p, err := filepath.EvalSymlinks(dir); err == nil {
+		dir = p
+	}
+	mps, err := mountPoints()
+	if err != nil {
+		return nil, err
+	}
+	var out []string
+	for i := len(mps) - 1; i >= 0; i-- {
+		if mps[i] == dir || strings.HasPrefix(mps[i], dir+"/") {
+			out = append(out, mps[i])
+		}
+	}
+	return out, nil
+}

@@ -65,6 +65,12 @@ type Interface interface {
 	// the container exited and its output was delivered, ctx.Err() when
 	// ctx ends first; ErrWrongState if the container is not running.
 	Attach(ctx context.Context, id string, cfg AttachConfig) error
+
+	// ReopenContainerLog makes a running container write its output to
+	// a new file at its LogPath, after the caller renamed the current one
+	// away (log rotation); it returns once the new file exists.
+	// ErrWrongState if the container's output is no longer being copied.
+	ReopenContainerLog(ctx context.Context, id string) error
 }
 
 // SandboxConfig describes a pod sandbox.

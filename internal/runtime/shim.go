@@ -161,6 +161,10 @@ func shimContainer(dir string) int {
 	}
 	// Signals meant for the agent's process group or terminal are not ours.
 	signal.Ignore(syscall.SIGTERM, syscall.SIGINT, syscall.SIGHUP, syscall.SIGPIPE)
+	// SIGUSR1: reopen the log file (ReopenContainerLog). Caught from the
+	// start: its default action would end the shim.
+	reopen := make(chan os.Signal, 1)
+	signal.Notify(reopen, syscall.SIGUSR1)
 
 	var cfg shimConfig
 	if err := readJSON(filepath.Join(dir, fileShim), &cfg); err != nil {
@@ -270,6 +274,7 @@ func shimContainer(dir string) int {
 	ready.Close()
 
 	logger := &criLogger{w: logf, now: time.Now}
+	go reopenLogs(logger, cfg.LogPath, reopen)
 	var copying sync.WaitGroup
 	for stream, r := range outputs {
 		copying.Add(1)
@@ -301,7 +306,9 @@ func shimContainer(dir string) int {
 	case <-time.After(2 * time.Second):
 		fmt.Fprintln(os.Stderr, "container output still open 2s after exit; closing the log")
 	}
-	logf.Sync()
+	logger.mu.Lock()
+	logger.w.(*os.File).Sync()
+	logger.mu.Unlock()
 	if err := writeJSONAtomic(filepath.Join(dir, fileExit), rec); err != nil {
 		fmt.Fprintf(os.Stderr, "exit record: %v\n", err)
 		return 1
@@ -310,6 +317,24 @@ func shimContainer(dir string) int {
 	// the status) sees it.
 	hub.close(2 * time.Second)
 	return 0
+}
+
+// reopenLogs switches the logger to a new file at path on every signal:
+// the caller has renamed the current one away. Entries are never split
+// between the files (the switch holds the logger's lock).
+func reopenLogs(logger *criLogger, path string, signals <-chan os.Signal) {
+	for range signals {
+		f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_APPEND, 0o640)
+		if err != nil {
+			fmt.Fprintf(os.Stderr, "reopen container log: %v\n", err)
+			continue
+		}
+		logger.mu.Lock()
+		old := logger.w.(*os.File)
+		logger.w = f
+		logger.mu.Unlock()
+		old.Close()
+	}
 }
 
 type recvResult struct {
