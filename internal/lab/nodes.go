@@ -21,6 +21,8 @@ import (
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/tools/clientcmd"
 	"k8s.io/utils/ptr"
+
+	"kite/internal/controller/lbipam"
 )
 
 // `kite node add` and `kite node rm` grow and shrink a running lab. The
@@ -44,7 +46,9 @@ var nodeNameRE = regexp.MustCompile(`^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$`)
 // planNode chooses the name, address and veth of a node to add: the given
 // name (a DNS label no node or kite lb of the cluster has) or the next
 // free <name>-worker<N>; the lowest underlay address no node has, below
-// the LoadBalancer range; the lowest veth index no namespace uses. Pure.
+// the LoadBalancer side of the underlay (.200 up) and outside the
+// cluster's LoadBalancer pool; the lowest veth index no namespace uses.
+// Pure.
 func (cl *Cluster) planNode(name string) (Node, error) {
 	used := map[string]bool{}
 	ips := map[string]bool{cl.Gateway: true}
@@ -66,13 +70,17 @@ func (cl *Cluster) planNode(name string) (Node, error) {
 		return Node{}, fmt.Errorf("cluster %q already has a node %q", cl.Name, name)
 	}
 	u := netip.MustParsePrefix(cl.Underlay)
-	limit := lastAddr(u)
-	if cl.LB != nil {
-		limit = underlayAddr(u, lbPoolFirst)
+	// Below the LoadBalancer side of the /24 (kite lb's address, the
+	// default pool), and outside the cluster's pool wherever --lb-pool
+	// put it.
+	pool, err := lbipam.ParsePool(cl.LBPool)
+	if err != nil {
+		return Node{}, fmt.Errorf("cluster %q: its LoadBalancer pool %q: %w", cl.Name, cl.LBPool, err)
 	}
+	limit := underlayAddr(u, lbPoolFirst)
 	var ip netip.Addr
 	for a := u.Addr().Next(); a.Less(limit) && u.Contains(a); a = a.Next() {
-		if !ips[a.String()] {
+		if !ips[a.String()] && !pool.Contains(a) {
 			ip = a
 			break
 		}

@@ -12,6 +12,9 @@ func TestPlanNode(t *testing.T) {
 	gap := testCluster(t, "kite", 3, "172.30.0.0/24")
 	gap.Nodes = withoutNode(gap.Nodes, "kite-worker")
 	full := testCluster(t, "big", MaxNodes, "10.0.0.0/24")
+	// --lb-pool put the LoadBalancer addresses right after the nodes.
+	lowPool := testCluster(t, "kite", 3, "172.30.0.0/24")
+	lowPool.LBPool = "172.30.0.5-172.30.0.6,172.30.0.8/32"
 	for _, tc := range []struct {
 		name    string
 		cl      *Cluster
@@ -27,6 +30,7 @@ func TestPlanNode(t *testing.T) {
 		{name: "not a DNS label", cl: three, node: "Worker_9", wantErr: "want a DNS label"},
 		{name: "too long", cl: three, node: strings.Repeat("a", 64), wantErr: "want a DNS label"},
 		{name: "no address below the LoadBalancer pool", cl: full, wantErr: "no free node address"},
+		{name: "skips a pool given with --lb-pool", cl: lowPool, want: Node{Name: "kite-worker3", IP: "172.30.0.7", Veth: "kite-kite-3"}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			got, err := tc.cl.planNode(tc.node)
