@@ -65,6 +65,11 @@ type Config struct {
 	MasqueradeBit int
 	// Metrics, if set, receives the proxy's Prometheus metrics.
 	Metrics prometheus.Registerer
+	// ProgrammingLatencyHook, if set, is called with every network
+	// programming latency sample as it is observed into the histogram
+	// (benchmarks want exact samples, not buckets). It runs on the sync
+	// loop: keep it quick.
+	ProgrammingLatencyHook func(time.Duration)
 }
 
 // withDefaults fills in zero values.

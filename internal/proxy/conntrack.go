@@ -31,8 +31,12 @@ type udpTarget struct {
 // staleUDPTargets lists the UDP service addresses whose entries must be
 // checked: those of ports that vanished or whose endpoints changed, or of
 // every UDP port when all is set (so that the live table is reconciled,
-// not only changes since the last sync). Pure.
-func staleUDPTargets(prev, cur *Model, cfg Config, all bool) []udpTarget {
+// not only changes since the last sync). only, when not nil and all is
+// not set, limits the walk to those Services' ports. Pure.
+func staleUDPTargets(prev, cur *Model, cfg Config, all bool, only []ServiceKey) []udpTarget {
+	if all {
+		only = nil
+	}
 	if prev == nil {
 		prev = &Model{}
 	}
@@ -56,22 +60,8 @@ func staleUDPTargets(prev, cur *Model, cfg Config, all bool) []udpTarget {
 		}
 	}
 	// Both Models' ports are sorted by key: walk them side by side (no
-	// per-sync map of every port).
-	i, j := 0, 0
-	for i < len(prev.Ports) || j < len(cur.Ports) {
-		var p, c *ServicePort
-		switch {
-		case j == len(cur.Ports) || (i < len(prev.Ports) && comparePortKeys(prev.Ports[i].Key, cur.Ports[j].Key) < 0):
-			p = &prev.Ports[i]
-			i++
-		case i == len(prev.Ports) || comparePortKeys(prev.Ports[i].Key, cur.Ports[j].Key) > 0:
-			c = &cur.Ports[j]
-			j++
-		default:
-			p, c = &prev.Ports[i], &cur.Ports[j]
-			i++
-			j++
-		}
+	// per-sync map of every port), or only the changed Services' ports.
+	portPairs(prev, cur, only, func(p, c *ServicePort) {
 		switch {
 		case (p != nil && p.Key.Protocol != v1.ProtocolUDP) || (p == nil && c.Key.Protocol != v1.ProtocolUDP):
 		case c == nil:
@@ -82,7 +72,7 @@ func staleUDPTargets(prev, cur *Model, cfg Config, all bool) []udpTarget {
 		case all || (!p.equal(c) && !sameEndpoints(p, c)):
 			add(c, allowedEndpoints(c))
 		}
-	}
+	})
 	return out
 }
 

@@ -25,7 +25,10 @@ type SyncResult struct {
 
 // backend programs one kind of kernel rules.
 type backend interface {
-	Sync(ctx context.Context, m *Model, full bool) (SyncResult, error)
+	// Sync programs m; only, when not nil, lists the Services whose
+	// ports may differ from the previous Model (the others need not be
+	// compared).
+	Sync(ctx context.Context, m *Model, full bool, only []ServiceKey) (SyncResult, error)
 }
 
 // Dataplane applies Models to this network namespace's kernel: the rules
@@ -72,13 +75,33 @@ func NewDataplane(cfg Config) (*Dataplane, error) {
 // (the first Apply of a Dataplane always does), and reconciles every UDP
 // service's conntrack entries rather than only those of changed ports.
 func (d *Dataplane) Apply(ctx context.Context, m *Model, full bool) (SyncResult, error) {
-	res, err := d.backend.Sync(ctx, m, full)
+	return d.apply(ctx, m, full, nil)
+}
+
+// ApplyChanged programs m, which differs from the Model of the previous
+// Apply only in the ports of the changed Services (UpdateModel makes such
+// a Model): only those are compared, rendered and sent, so the cost
+// follows the change, not the number of Services. The first call of a
+// Dataplane, and a call after a failed one, is a full sync.
+func (d *Dataplane) ApplyChanged(ctx context.Context, m *Model, changed []ServiceKey) (SyncResult, error) {
+	if changed == nil {
+		changed = []ServiceKey{} // nothing changed, rather than "compare all"
+	}
+	return d.apply(ctx, m, false, changed)
+}
+
+func (d *Dataplane) apply(ctx context.Context, m *Model, full bool, only []ServiceKey) (SyncResult, error) {
+	if d.prev == nil || d.prev.ClusterCIDR != m.ClusterCIDR {
+		only = nil // nothing to compare with, or every port changed
+	}
+	res, err := d.backend.Sync(ctx, m, full, only)
 	if err != nil {
+		d.prev = nil
 		return res, err
 	}
 	// Conntrack after rules: a flow deleted before the new rules were in
 	// could be re-created towards the old endpoint.
-	targets := staleUDPTargets(d.prev, m, d.cfg, full || d.prev == nil)
+	targets := staleUDPTargets(d.prev, m, d.cfg, full || d.prev == nil, only)
 	if len(targets) > 0 {
 		n, err := d.conntrack.DeleteStale(targets)
 		res.StaleFlows = n

@@ -177,7 +177,7 @@ func TestNFTChangedPortsOnly(t *testing.T) {
 	fake := knftables.NewFake(nftFamily, nftTable)
 	b := &nftBackend{cfg: cfg, kernel: knftablesKernel{fake}}
 	for i, in := range steps {
-		res, err := b.Sync(context.Background(), BuildModel(in), i == 0)
+		res, err := b.Sync(context.Background(), BuildModel(in), i == 0, nil)
 		if err != nil {
 			t.Fatalf("step %d: %v", i, err)
 		}
@@ -191,7 +191,7 @@ func TestNFTChangedPortsOnly(t *testing.T) {
 		}
 	}
 	// Unchanged: nothing sent.
-	res, err := b.Sync(context.Background(), BuildModel(steps[len(steps)-1]), false)
+	res, err := b.Sync(context.Background(), BuildModel(steps[len(steps)-1]), false, nil)
 	if err != nil || res.Operations != 0 {
 		t.Errorf("unchanged model: %d operations, %v", res.Operations, err)
 	}

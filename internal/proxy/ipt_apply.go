@@ -27,7 +27,10 @@ func newIPTBackend(cfg Config) (*iptBackend, error) {
 	return &iptBackend{cfg: cfg}, nil
 }
 
-func (b *iptBackend) Sync(ctx context.Context, m *Model, full bool) (SyncResult, error) {
+// Sync rewrites every chain (iptables-restore has no smaller unit than a
+// chain, and the S16 layout puts every Service in KUBE-SERVICES), so which
+// Services changed does not matter.
+func (b *iptBackend) Sync(ctx context.Context, m *Model, full bool, _ []ServiceKey) (SyncResult, error) {
 	res := SyncResult{Full: full || b.existing == nil}
 	if res.Full {
 		ex, err := iptablesSave(ctx)

@@ -294,3 +294,50 @@ func (sp *ServicePort) equal(o *ServicePort) bool {
 		slices.Equal(sp.ExternalIPs, o.ExternalIPs) && slices.Equal(sp.LoadBalancerIPs, o.LoadBalancerIPs) &&
 		slices.Equal(sp.ClusterEndpoints, o.ClusterEndpoints) && slices.Equal(sp.LocalEndpoints, o.LocalEndpoints)
 }
+
+// ServiceKey names a Service.
+type ServiceKey struct{ Namespace, Name string }
+
+func (k ServiceKey) String() string { return k.Namespace + "/" + k.Name }
+
+func compareServiceKeys(a, b ServiceKey) int {
+	return cmp.Or(cmp.Compare(a.Namespace, b.Namespace), cmp.Compare(a.Name, b.Name))
+}
+
+// servicePortRange is where a Service's ports sit in Ports (sorted by
+// key, so they are contiguous): Ports[lo:hi], empty when it has none.
+func (m *Model) servicePortRange(k ServiceKey) (lo, hi int) {
+	lo, _ = slices.BinarySearchFunc(m.Ports, k, func(sp ServicePort, k ServiceKey) int {
+		return compareServiceKeys(ServiceKey{sp.Key.Namespace, sp.Key.Name}, k)
+	})
+	hi = lo
+	for hi < len(m.Ports) && m.Ports[hi].Key.Namespace == k.Namespace && m.Ports[hi].Key.Name == k.Name {
+		hi++
+	}
+	return lo, hi
+}
+
+// UpdateModel is prev with the ports of the changed Services computed
+// again from in, which holds the current Services and EndpointSlices of
+// those Services (a changed Service absent from in is gone; objects of
+// other Services are ignored). The result equals BuildModel over all
+// objects, at the cost of the changed Services plus one copy of prev's
+// ports; prev is not modified. in.ClusterCIDR must be prev's (a new CIDR
+// changes every port: use BuildModel).
+func UpdateModel(prev *Model, in ModelInput, changed []ServiceKey) *Model {
+	fresh := BuildModel(in)
+	keys := slices.Compact(slices.SortedFunc(slices.Values(changed), compareServiceKeys))
+	m := &Model{ClusterCIDR: prev.ClusterCIDR, Ports: make([]ServicePort, 0, len(prev.Ports)+len(fresh.Ports))}
+	// A Service's ports are contiguous in both Models, and its new ports
+	// go where its old ones were: copy prev between the changed ranges.
+	pos := 0
+	for _, k := range keys {
+		lo, hi := prev.servicePortRange(k)
+		flo, fhi := fresh.servicePortRange(k)
+		m.Ports = append(m.Ports, prev.Ports[pos:lo]...)
+		m.Ports = append(m.Ports, fresh.Ports[flo:fhi]...)
+		pos = hi
+	}
+	m.Ports = append(m.Ports, prev.Ports[pos:]...)
+	return m
+}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 
 	"sigs.k8s.io/knftables"
@@ -40,10 +41,12 @@ func newNFTBackend(cfg Config) (*nftBackend, error) {
 // Sync makes the table match m. full re-reads the kernel's table first
 // and rewrites every chain. Otherwise only the service ports that changed
 // since the last sync are rendered and diffed: the cost of a change does
-// not grow with the number of Services.
-func (b *nftBackend) Sync(ctx context.Context, m *Model, full bool) (SyncResult, error) {
+// not grow with the number of Services. only, when not nil, lists the
+// Services whose ports may differ from the last sync's Model: the others
+// are not even compared.
+func (b *nftBackend) Sync(ctx context.Context, m *Model, full bool, only []ServiceKey) (SyncResult, error) {
 	if !full && b.applied != nil && b.prev != nil && b.prev.ClusterCIDR == m.ClusterCIDR {
-		return b.syncChanged(ctx, m)
+		return b.syncChanged(ctx, m, only)
 	}
 	if b.slots == nil {
 		b.slots = newNFTSlots()
@@ -82,10 +85,10 @@ func (b *nftBackend) run(ctx context.Context, desired *nftState, ops []nftOp, m 
 // syncChanged renders the ports that differ from the previous Model,
 // updates the applied state in place to the desired one, and plans over
 // what those ports touch only.
-func (b *nftBackend) syncChanged(ctx context.Context, m *Model) (SyncResult, error) {
+func (b *nftBackend) syncChanged(ctx context.Context, m *Model, only []ServiceKey) (SyncResult, error) {
 	var olds, news []*nftState
 	var err error
-	changedPorts(b.prev, m, func(old, cur *ServicePort) {
+	changedPorts(b.prev, m, only, func(old, cur *ServicePort) {
 		if old != nil {
 			f, e := renderNFTPortFragment(old, b.prev, b.slots)
 			olds, err = append(olds, f), errors.Join(err, e)
@@ -156,21 +159,45 @@ func (s *nftState) restrict(touched *nftState) *nftState {
 }
 
 // changedPorts calls f for every port added (old nil), removed (cur nil)
-// or changed between two Models, whose Ports are sorted by key.
-func changedPorts(prev, m *Model, f func(old, cur *ServicePort)) {
+// or changed between two Models, among the ports of the Services in only
+// (every port when only is nil).
+func changedPorts(prev, m *Model, only []ServiceKey, f func(old, cur *ServicePort)) {
+	portPairs(prev, m, only, func(old, cur *ServicePort) {
+		if old == nil || cur == nil || !old.equal(cur) {
+			f(old, cur)
+		}
+	})
+}
+
+// portPairs calls f for every port key in either Model, with the port of
+// each side (nil on the side that lacks it), in key order: over all
+// ports when only is nil, else over the ports of those Services, each
+// found by binary search, so the cost follows what changed.
+func portPairs(prev, m *Model, only []ServiceKey, f func(old, cur *ServicePort)) {
+	if only == nil {
+		walkPortPairs(prev.Ports, m.Ports, f)
+		return
+	}
+	for _, k := range slices.Compact(slices.SortedFunc(slices.Values(only), compareServiceKeys)) {
+		plo, phi := prev.servicePortRange(k)
+		mlo, mhi := m.servicePortRange(k)
+		walkPortPairs(prev.Ports[plo:phi], m.Ports[mlo:mhi], f)
+	}
+}
+
+// walkPortPairs walks two runs of ports sorted by key side by side.
+func walkPortPairs(a, b []ServicePort, f func(old, cur *ServicePort)) {
 	i, j := 0, 0
-	for i < len(prev.Ports) || j < len(m.Ports) {
+	for i < len(a) || j < len(b) {
 		switch {
-		case j == len(m.Ports) || (i < len(prev.Ports) && comparePortKeys(prev.Ports[i].Key, m.Ports[j].Key) < 0):
-			f(&prev.Ports[i], nil)
+		case j == len(b) || (i < len(a) && comparePortKeys(a[i].Key, b[j].Key) < 0):
+			f(&a[i], nil)
 			i++
-		case i == len(prev.Ports) || comparePortKeys(prev.Ports[i].Key, m.Ports[j].Key) > 0:
-			f(nil, &m.Ports[j])
+		case i == len(a) || comparePortKeys(a[i].Key, b[j].Key) > 0:
+			f(nil, &b[j])
 			j++
 		default:
-			if !prev.Ports[i].equal(&m.Ports[j]) {
-				f(&prev.Ports[i], &m.Ports[j])
-			}
+			f(&a[i], &b[j])
 			i++
 			j++
 		}

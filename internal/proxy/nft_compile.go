@@ -100,6 +100,13 @@ func (c *ruleCompiler) compile(rule string) (*nftCompiled, error) {
 			set, _ := strings.CutPrefix(t.next(), "@")
 			add(ipPayload("daddr", reg1, 4), &expr.Meta{Key: expr.MetaKeyL4PROTO, Register: reg32n1}, dportPayload(reg32n2),
 				&expr.Lookup{SourceRegister: reg1, DestRegister: regVerdict, IsDestRegSet: true, SetName: set})
+		case t.accept("ip", "daddr", ".", "meta", "l4proto", ".", "th", "dport"):
+			set, ok := strings.CutPrefix(t.next(), "@")
+			if !ok {
+				return nil, fmt.Errorf("rule %q: want a set after ip daddr . meta l4proto . th dport", rule)
+			}
+			add(ipPayload("daddr", reg1, 4), &expr.Meta{Key: expr.MetaKeyL4PROTO, Register: reg32n1}, dportPayload(reg32n2),
+				&expr.Lookup{SourceRegister: reg1, SetName: set})
 		case t.accept("meta", "l4proto", ".", "th", "dport", "vmap"):
 			set, _ := strings.CutPrefix(t.next(), "@")
 			add(&expr.Meta{Key: expr.MetaKeyL4PROTO, Register: reg1}, dportPayload(reg32n1),

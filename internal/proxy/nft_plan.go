@@ -64,6 +64,7 @@ var nftSetSpecs = map[string]*nftSetSpec{
 	mapNoEndpointServices:  {typ: ipProtoPortType},
 	mapNoEndpointNodePorts: {typ: protoPortType},
 	setHairpin:             {typ: "ipv4_addr . ipv4_addr"},
+	setClusterIPs:          {typ: "ipv4_addr . inet_proto . inet_service"},
 	setNodePortAddresses:   {typ: "ipv4_addr", interval: true},
 }
 

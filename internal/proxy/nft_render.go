@@ -37,6 +37,12 @@ const (
 	mapNoEndpointServices  = "no-endpoint-services"
 	mapNoEndpointNodePorts = "no-endpoint-nodeports"
 	setNodePortAddresses   = "nodeport-addresses"
+	// setClusterIPs holds "ClusterIP . proto . port" of every service
+	// port with endpoints: one rule in `services` marks off-cluster
+	// sources to them for masquerade, instead of one rule per service
+	// chain (half the rules, so a smaller table for the kernel to
+	// re-validate when a rule changes).
+	setClusterIPs = "cluster-ips"
 	// setHairpin holds "ep . ep" for every endpoint address: a DNATed
 	// packet whose source is its new destination is a pod reaching its own
 	// Service and landing on itself, which must be masqueraded (one set
@@ -206,7 +212,7 @@ func renderNFT(m *Model, cfg Config) *nftState {
 func renderNFTSlots(m *Model, cfg Config, slots *nftSlots) (*nftState, error) {
 	cfg = cfg.withDefaults()
 	s := newNFTState()
-	for _, name := range []string{mapServiceIPs, mapServiceNodePorts, mapNoEndpointServices, mapNoEndpointNodePorts, setHairpin} {
+	for _, name := range []string{mapServiceIPs, mapServiceNodePorts, mapNoEndpointServices, mapNoEndpointNodePorts, setHairpin, setClusterIPs} {
 		s.elements[name] = map[string]string{}
 	}
 	for i := range endpointShards {
@@ -246,6 +252,13 @@ func renderNFTSlots(m *Model, cfg Config, slots *nftSlots) (*nftState, error) {
 		if !cfg.DisableLocalhostNodePorts {
 			s.element(setNodePortAddresses, loopbackNet, "")
 		}
+	}
+	if m.ClusterCIDR.IsValid() {
+		// Off-cluster sources to a ClusterIP are masqueraded, so replies
+		// come back through this node. Only traffic addressed to the
+		// ClusterIP itself: external traffic is marked (or deliberately
+		// not) by its ext- chain.
+		s.add(chainServices, "ip daddr . meta l4proto . th dport @"+setClusterIPs+" ip saddr != "+m.ClusterCIDR.String()+" jump "+chainMarkMasq)
 	}
 	s.add(chainServices,
 		"ip daddr . meta l4proto . th dport vmap @"+mapServiceIPs,
@@ -337,13 +350,6 @@ func renderNFTPort(s *nftState, sp *ServicePort, m *Model, slots *nftSlots) erro
 		return nil
 	}
 	svcChain, localChain, extChain := nftServiceChain(k), nftLocalChain(k), nftExternalChain(k)
-	var clusterMasq string
-	if m.ClusterCIDR.IsValid() {
-		// Only traffic addressed to the ClusterIP itself: external traffic
-		// passing through this chain was marked (or deliberately not) by
-		// the external chain already.
-		clusterMasq = "ip daddr " + sp.ClusterIP.String() + " ip saddr != " + m.ClusterCIDR.String() + " jump " + chainMarkMasq
-	}
 	// Without affinity an endpoint needs no chain of its own: the service
 	// chain DNATs itself (hairpin is the postrouting set's business). With affinity each endpoint keeps a
 	// chain that records the client in its affinity set.
@@ -351,9 +357,6 @@ func renderNFTPort(s *nftState, sp *ServicePort, m *Model, slots *nftSlots) erro
 	var used []Endpoint
 	var err error
 	dispatch := func(chain string, eps []Endpoint) {
-		if clusterMasq != "" {
-			s.add(chain, clusterMasq)
-		}
 		if len(eps) == 0 {
 			// Policy Local without a local endpoint: upstream drops (the
 			// load balancer's health check steers clients away).
@@ -413,6 +416,7 @@ func renderNFTPort(s *nftState, sp *ServicePort, m *Model, slots *nftSlots) erro
 		internal = localChain
 	}
 	s.element(mapServiceIPs, ipKey(sp.ClusterIP, proto, sp.Port), "goto "+internal)
+	s.element(setClusterIPs, ipKey(sp.ClusterIP, proto, sp.Port), "")
 
 	if external {
 		if sp.ExternalLocal {

@@ -4,25 +4,31 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
 	"net/netip"
+	"slices"
 	"sync"
 	"time"
 
 	v1 "k8s.io/api/core/v1"
 	discovery "k8s.io/api/discovery/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/client-go/informers"
 	"k8s.io/client-go/kubernetes"
 	corelisters "k8s.io/client-go/listers/core/v1"
-	discoverylisters "k8s.io/client-go/listers/discovery/v1"
 	"k8s.io/client-go/tools/cache"
 	"k8s.io/klog/v2"
 )
 
 // Proxier keeps one node's service rules in step with the API: informers
 // on Services, EndpointSlices and Nodes trigger syncs, coalesced to at most
-// one per MinSyncInterval, each computing the whole Model and applying the
-// difference through a Dataplane.
+// one per MinSyncInterval. As kube-proxy's change trackers do, it notes
+// which Services the events touched: a sync recomputes only their ports
+// (UpdateModel) and tells the Dataplane which they are (ApplyChanged), so
+// its cost follows the change, not the number of Services. Full syncs —
+// the whole Model built from the caches, the kernel's table re-read — run
+// at start, every SyncPeriod and after a failure.
 type Proxier struct {
 	cfg     Config
 	client  kubernetes.Interface
@@ -35,13 +41,22 @@ type Proxier struct {
 	mu sync.Mutex
 	// triggerTimes are the EndpointSlice change times not yet programmed.
 	triggerTimes []time.Time
+	// changed are the Services touched by events since the last sync.
+	changed map[ServiceKey]bool
 	// nodeCIDR is this Node's spec.podCIDR (the cluster CIDR fallback).
 	nodeCIDR netip.Prefix
 	lastSync time.Time
 
+	// model is the last applied Model (nil: build the next one whole).
+	// Only the sync loop touches it.
+	model *Model
+
 	// afterSync, when set (tests), sees every successfully applied Model.
 	afterSync func(*Model, SyncResult)
 }
+
+// sliceServiceIndex indexes EndpointSlices by their Service's key.
+const sliceServiceIndex = "service"
 
 // New checks cfg and the kernel tools of its mode. Call Run to start.
 func New(cfg Config, client kubernetes.Interface) (*Proxier, error) {
@@ -61,7 +76,7 @@ func New(cfg Config, client kubernetes.Interface) (*Proxier, error) {
 		return nil, fmt.Errorf("proxy: metrics: %w", err)
 	}
 	return &Proxier{cfg: cfg, client: client, dp: dp, health: newHealthServers(cfg.HealthCheckAddress),
-		metrics: m, trigger: make(chan struct{}, 1)}, nil
+		metrics: m, trigger: make(chan struct{}, 1), changed: map[ServiceKey]bool{}}, nil
 }
 
 // LastSync is when the rules were last applied successfully (zero before
@@ -85,6 +100,14 @@ func (p *Proxier) Run(ctx context.Context) error {
 	services := factory.Core().V1().Services()
 	slices := factory.Discovery().V1().EndpointSlices()
 	nodes := factory.Core().V1().Nodes()
+	if err := slices.Informer().AddIndexers(cache.Indexers{sliceServiceIndex: func(obj any) ([]string, error) {
+		if k, ok := sliceService(obj); ok {
+			return []string{k.String()}, nil
+		}
+		return nil, nil
+	}}); err != nil {
+		return fmt.Errorf("proxy: endpointslice index: %w", err)
+	}
 	for _, inf := range []cache.SharedIndexInformer{services.Informer(), slices.Informer(), nodes.Informer()} {
 		if _, err := inf.AddEventHandler(p.handler()); err != nil {
 			return fmt.Errorf("proxy: informer handler: %w", err)
@@ -121,7 +144,7 @@ func (p *Proxier) Run(ctx context.Context) error {
 		default:
 		}
 		last = time.Now()
-		err := p.sync(ctx, services.Lister(), slices.Lister(), full)
+		err := p.sync(ctx, services.Lister(), slices.Informer().GetIndexer(), full)
 		if err != nil {
 			failures++
 			p.metrics.syncFailures.Inc()
@@ -146,16 +169,8 @@ func (p *Proxier) Run(ctx context.Context) error {
 	}
 }
 
-func (p *Proxier) sync(ctx context.Context, svcLister corelisters.ServiceLister, sliceLister discoverylisters.EndpointSliceLister, full bool) error {
+func (p *Proxier) sync(ctx context.Context, svcLister corelisters.ServiceLister, sliceIndex cache.Indexer, full bool) error {
 	start := time.Now()
-	svcs, err := svcLister.List(labels.Everything())
-	if err != nil {
-		return fmt.Errorf("list services: %w", err)
-	}
-	sl, err := sliceLister.List(labels.Everything())
-	if err != nil {
-		return fmt.Errorf("list endpointslices: %w", err)
-	}
 	p.mu.Lock()
 	cidr := p.cfg.ClusterCIDR
 	if !cidr.IsValid() {
@@ -163,21 +178,40 @@ func (p *Proxier) sync(ctx context.Context, svcLister corelisters.ServiceLister,
 	}
 	pending := p.triggerTimes
 	p.triggerTimes = nil
+	changed := slices.Collect(maps.Keys(p.changed))
+	clear(p.changed)
 	p.mu.Unlock()
 
-	m := BuildModel(ModelInput{NodeName: p.cfg.NodeName, ClusterCIDR: cidr, Services: svcs, Slices: sl})
-	res, err := p.dp.Apply(ctx, m, full)
+	var m *Model
+	var res SyncResult
+	var err error
+	if full || p.model == nil || p.model.ClusterCIDR != cidr {
+		if m, err = p.buildModel(svcLister, sliceIndex, cidr); err == nil {
+			res, err = p.dp.Apply(ctx, m, full)
+		}
+	} else {
+		if m, err = p.updateModel(svcLister, sliceIndex, changed); err == nil {
+			res, err = p.dp.ApplyChanged(ctx, m, changed)
+		}
+	}
 	if err != nil {
+		// The next sync is a full one: it rebuilds the Model from the
+		// caches, so the changed set need not be kept.
+		p.model = nil
 		p.mu.Lock()
 		p.triggerTimes = append(pending, p.triggerTimes...)
 		p.mu.Unlock()
 		return err
 	}
+	p.model = m
 	p.health.Sync(ctx, m)
 	done := time.Now()
 	p.metrics.syncDuration.WithLabelValues(fmt.Sprint(res.Full)).Observe(done.Sub(start).Seconds())
 	for _, t := range pending {
 		p.metrics.programmingLatency.Observe(done.Sub(t).Seconds())
+		if p.cfg.ProgrammingLatencyHook != nil {
+			p.cfg.ProgrammingLatencyHook(done.Sub(t))
+		}
 	}
 	p.metrics.objects.WithLabelValues("chains").Set(float64(res.Chains))
 	p.metrics.objects.WithLabelValues("rules").Set(float64(res.Rules))
@@ -188,7 +222,7 @@ func (p *Proxier) sync(ctx context.Context, svcLister corelisters.ServiceLister,
 	p.mu.Lock()
 	p.lastSync = done
 	p.mu.Unlock()
-	klog.FromContext(ctx).V(2).Info("synced", "full", res.Full, "servicePorts", len(m.Ports),
+	klog.FromContext(ctx).V(2).Info("synced", "full", res.Full, "servicePorts", len(m.Ports), "changedServices", len(changed),
 		"operations", res.Operations, "staleFlows", res.StaleFlows, "took", done.Sub(start))
 	if p.afterSync != nil {
 		p.afterSync(m, res)
@@ -196,10 +230,83 @@ func (p *Proxier) sync(ctx context.Context, svcLister corelisters.ServiceLister,
 	return nil
 }
 
+// buildModel is the whole Model from the caches.
+func (p *Proxier) buildModel(svcLister corelisters.ServiceLister, sliceIndex cache.Indexer, cidr netip.Prefix) (*Model, error) {
+	svcs, err := svcLister.List(labels.Everything())
+	if err != nil {
+		return nil, fmt.Errorf("list services: %w", err)
+	}
+	in := ModelInput{NodeName: p.cfg.NodeName, ClusterCIDR: cidr, Services: svcs}
+	for _, obj := range sliceIndex.List() {
+		if s, ok := obj.(*discovery.EndpointSlice); ok {
+			in.Slices = append(in.Slices, s)
+		}
+	}
+	return BuildModel(in), nil
+}
+
+// updateModel is the last Model with the changed Services' ports
+// computed again from the caches.
+func (p *Proxier) updateModel(svcLister corelisters.ServiceLister, sliceIndex cache.Indexer, changed []ServiceKey) (*Model, error) {
+	in := ModelInput{NodeName: p.cfg.NodeName, ClusterCIDR: p.model.ClusterCIDR}
+	for _, k := range changed {
+		svc, err := svcLister.Services(k.Namespace).Get(k.Name)
+		switch {
+		case apierrors.IsNotFound(err):
+			continue // deleted: its ports go
+		case err != nil:
+			return nil, fmt.Errorf("service %s: %w", k, err)
+		}
+		in.Services = append(in.Services, svc)
+		objs, err := sliceIndex.ByIndex(sliceServiceIndex, k.String())
+		if err != nil {
+			return nil, fmt.Errorf("endpointslices of %s: %w", k, err)
+		}
+		for _, obj := range objs {
+			if s, ok := obj.(*discovery.EndpointSlice); ok {
+				in.Slices = append(in.Slices, s)
+			}
+		}
+	}
+	return UpdateModel(p.model, in, changed), nil
+}
+
+// sliceService is the Service an EndpointSlice belongs to (its
+// kubernetes.io/service-name label).
+func sliceService(obj any) (ServiceKey, bool) {
+	s, ok := obj.(*discovery.EndpointSlice)
+	if !ok || s.Labels[discovery.LabelServiceName] == "" {
+		return ServiceKey{}, false
+	}
+	return ServiceKey{s.Namespace, s.Labels[discovery.LabelServiceName]}, true
+}
+
+// markChanged notes the Service an object (a Service or one of its
+// EndpointSlices; nil and Nodes are ignored) belongs to.
+func (p *Proxier) markChanged(obj any) {
+	var k ServiceKey
+	switch o := obj.(type) {
+	case *v1.Service:
+		k = ServiceKey{o.Namespace, o.Name}
+	case *discovery.EndpointSlice:
+		var ok bool
+		if k, ok = sliceService(o); !ok {
+			return
+		}
+	default:
+		return
+	}
+	p.mu.Lock()
+	p.changed[k] = true
+	p.mu.Unlock()
+}
+
 // handler turns every informer event into a sync request, noting the
 // EndpointSlice trigger time and this Node's pod CIDR on the way.
 func (p *Proxier) handler() cache.ResourceEventHandler {
 	note := func(old, obj any) {
+		p.markChanged(old)
+		p.markChanged(obj)
 		switch o := obj.(type) {
 		case *discovery.EndpointSlice:
 			trigger := o.Annotations[v1.EndpointsLastChangeTriggerTime]
@@ -232,9 +339,13 @@ func (p *Proxier) handler() cache.ResourceEventHandler {
 	return cache.ResourceEventHandlerFuncs{
 		AddFunc:    func(obj any) { note(nil, obj) },
 		UpdateFunc: note,
-		DeleteFunc: func(any) {
+		DeleteFunc: func(obj any) {
 			// A deleted slice's trigger time is history, and a deleted
 			// Node is not ours to follow: just sync.
+			if d, ok := obj.(cache.DeletedFinalStateUnknown); ok {
+				obj = d.Obj
+			}
+			p.markChanged(obj)
 			select {
 			case p.trigger <- struct{}{}:
 			default:

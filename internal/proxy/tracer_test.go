@@ -164,6 +164,20 @@ func (tr *nftTracer) rule(rule string, s traceState) []traceState {
 		case strings.HasPrefix(rest, "ip daddr . meta l4proto . th dport vmap @"):
 			key := p.dst.String() + " . " + p.proto + " . " + strconv.Itoa(int(p.dport))
 			return tr.lookup(strings.TrimPrefix(tok[i+9], "@"), key, s)
+		case strings.HasPrefix(rest, "ip daddr . meta l4proto . th dport @"):
+			set := tr.table.Sets[strings.TrimPrefix(tok[i+8], "@")]
+			if set == nil {
+				tr.t.Fatalf("trace: no set %q", tok[i+8])
+			}
+			key := []string{p.dst.String(), p.proto, strconv.Itoa(int(p.dport))}
+			found := false
+			for _, e := range set.Elements {
+				found = found || slices.Equal(e.Key, key)
+			}
+			if !found {
+				return []traceState{s}
+			}
+			i += 9
 		case strings.HasPrefix(rest, "meta l4proto . th dport vmap @"):
 			return tr.lookup(strings.TrimPrefix(tok[i+6], "@"), p.proto+" . "+strconv.Itoa(int(p.dport)), s)
 		case strings.HasPrefix(rest, "fib daddr type local"), strings.HasPrefix(rest, "fib saddr type local"):

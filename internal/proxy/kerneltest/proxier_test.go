@@ -103,8 +103,24 @@ func TestProxier(t *testing.T) {
 			t.Fatal(err)
 		}
 		var names []string
+		var partial uint64
 		for _, mf := range mfs {
 			names = append(names, mf.GetName())
+			if mf.GetName() != "kite_proxy_sync_duration_seconds" {
+				continue
+			}
+			for _, m := range mf.GetMetric() {
+				for _, l := range m.GetLabel() {
+					if l.GetName() == "full" && l.GetValue() == "false" {
+						partial += m.GetHistogram().GetSampleCount()
+					}
+				}
+			}
+		}
+		// The changes above were applied by partial syncs (only the
+		// changed Service looked at), and the checks above saw their rules.
+		if partial == 0 {
+			t.Errorf("no partial sync recorded: every change was a full sync")
 		}
 		for _, want := range []string{"kite_proxy_sync_duration_seconds", "kite_proxy_rules", "kite_proxy_last_sync_timestamp_seconds"} {
 			if !strings.Contains(strings.Join(names, " "), want) {
