@@ -90,6 +90,11 @@ func BenchmarkProxy(b *testing.B) {
 	sync.note("nftables goes over netlink (google/nftables), one batch per sync; a change is what the Proxier does between full syncs:")
 	sync.note("UpdateModel for the changed Service, then Dataplane.ApplyChanged, which compares, renders and sends that Service's ports only.")
 
+	b.ReportMetric(0, "ns/op")
+	b.ReportMetric(ms(full[proxy.ModeNFTables][10000]), "sync-10k-ms")
+	b.ReportMetric(ms(full[proxy.ModeNFTables][30000]), "sync-30k-ms")
+	b.ReportMetric(ms(nc[10000].removed), "change-10k-ms")
+	b.ReportMetric(ms(nc[30000].removed), "change-30k-ms")
 	resetProxyKernel()
 	sync.print()
 }
@@ -184,6 +189,10 @@ func BenchmarkProxyFirstPacket(b *testing.B) {
 	first.note("iptables is not run at 30,000: its iptables-restore of 30,000 × 1 had not finished after 3.7 min here (10,000 × 1: 12–17 s).")
 	first.note("sync: full sync of n Services × 1 endpoint from an empty kernel; whole benchmark %s.", fmtMS(time.Since(start)))
 	first.note("a connect is a SYN and its SYN-ACK over a veth, both through the rules; the machine is shared, so compare ratios.")
+	b.ReportMetric(0, "ns/op")
+	b.ReportMetric(p50(proxy.ModeNFTables, 30000)/p50(proxy.ModeNFTables, 10), "first-packet-30k/10")
+	b.ReportMetric(p50(proxy.ModeNFTables, 10000)/p50(proxy.ModeNFTables, 10), "first-packet-10k/10")
+	b.ReportMetric(p50(proxy.ModeIPTables, 10000)/p50(proxy.ModeIPTables, 10), "ipt-first-packet-10k/10")
 	first.print()
 }
 

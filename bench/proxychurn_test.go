@@ -152,6 +152,9 @@ func BenchmarkProxyChurn(b *testing.B) {
 	t := &table{title: fmt.Sprintf("service proxy: network programming latency under churn of %d Services (nftables, real Proxier and kite server)", churnServices),
 		head: []string{"", "p50", "p99", "max", "samples"}}
 	t.add("EndpointSlice trigger time → rules in the kernel", fmtMS(got.p50()), fmtMS(got.p99()), fmtMS(got.max()), itoa(len(got)))
+	b.ReportMetric(0, "ns/op")
+	b.ReportMetric(ms(got.p50()), "p50-ms")
+	b.ReportMetric(ms(got.p99()), "p99-ms")
 	if len(got) != want {
 		t.note("%d samples for %d creates and updates: an event was delivered more than once.", len(got), want)
 	}
