@@ -148,6 +148,9 @@ func TestForeground(t *testing.T) {
 	client := startGC(t, nil)
 	ctx := context.Background()
 	rs := replicaSet(t, client, "fg", 3, nil, holdFinalizer)
+	// An owner is held only for the dependents the collector has seen
+	// (as upstream's graph); make sure it has seen these (see TestOrphan).
+	seenBarrier(t, client)
 	deleteRS(t, client, rs.Name, metav1.DeletePropagationForeground)
 
 	apitest.WaitFor(t, wait, "the dependents deleted, the held one terminating", func() bool {
@@ -173,16 +176,23 @@ func TestForeground(t *testing.T) {
 	})
 }
 
+// seenBarrier returns once the collector has seen every pod created
+// before it was called: it collects a barrier pod created after them
+// (its pod events arrive in order).
+func seenBarrier(t *testing.T, client kubernetes.Interface) {
+	t.Helper()
+	barrier := replicaSet(t, client, "barrier", 1, nil, "")
+	deleteRS(t, client, barrier.Name, metav1.DeletePropagationBackground)
+	apitest.WaitFor(t, wait, "barrier collected", func() bool { return len(podNames(t, client, "barrier")) == 0 })
+}
+
 // TestOrphan: the owner goes, the dependents stay without references.
 func TestOrphan(t *testing.T) {
 	client := startGC(t, nil)
 	rs := replicaSet(t, client, "orphan", 3, nil, "")
-	// The collector orphans the dependents it has seen. Make sure it has
-	// seen these: it collects a barrier pod created after them (its pod
-	// events arrive in order).
-	barrier := replicaSet(t, client, "barrier", 1, nil, "")
-	deleteRS(t, client, barrier.Name, metav1.DeletePropagationBackground)
-	apitest.WaitFor(t, wait, "barrier collected", func() bool { return len(podNames(t, client, "barrier")) == 0 })
+	// The collector orphans the dependents it has seen: make sure it has
+	// seen these.
+	seenBarrier(t, client)
 	deleteRS(t, client, rs.Name, metav1.DeletePropagationOrphan)
 	apitest.WaitFor(t, wait, "owner deleted", func() bool { return rsGone(client, rs.Name) })
 	apitest.WaitFor(t, wait, "dependents orphaned", func() bool {
