@@ -6,6 +6,8 @@ import (
 	"fmt"
 	"maps"
 	"os"
+	"path"
+	"slices"
 	"strconv"
 	"time"
 
@@ -378,6 +380,7 @@ func (w *podWorker) containerConfig(ctx context.Context, pod *corev1.Pod, c *cor
 	if err != nil {
 		return runtime.ContainerConfig{}, err
 	}
+	mounts = withSharedKite(mounts, img.SharedKite)
 	cwd := c.WorkingDir
 	if cwd == "" {
 		cwd = img.WorkingDir
@@ -419,4 +422,18 @@ func containerResources(c *corev1.Container) *runtime.Resources {
 		return nil
 	}
 	return &r
+}
+
+// withSharedKite binds the host's kite binary over /kite and /kuard of a
+// built-in image made of it (Image.SharedKite), where no volume is mounted.
+func withSharedKite(mounts []runtime.Mount, kite string) []runtime.Mount {
+	if kite == "" {
+		return mounts
+	}
+	for _, dst := range []string{"/kite", "/kuard"} {
+		if !slices.ContainsFunc(mounts, func(m runtime.Mount) bool { return path.Clean(m.Destination) == dst }) {
+			mounts = append(mounts, runtime.Mount{Source: kite, Destination: dst, ReadOnly: true})
+		}
+	}
+	return mounts
 }

@@ -40,6 +40,11 @@ type Image struct {
 	// The image config's process defaults.
 	Entrypoint, Cmd, Env []string
 	WorkingDir, User     string
+	// SharedKite is the host's kite binary when the image's /kite and
+	// /kuard are byte for byte that file (a current built-in image): the
+	// container gets it bound over them, so that its pages are shared
+	// with every kite process of the machine instead of being a copy.
+	SharedKite string
 }
 
 // Errors an Images implementation returns for images that will not be

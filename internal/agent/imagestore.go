@@ -80,5 +80,8 @@ func (s *storeImages) Ensure(ctx context.Context, req ImageRequest) (Image, erro
 	if len(img.RepoDigests) > 0 {
 		out.ID = img.RepoDigests[0]
 	}
+	if sk, ok := s.store.(interface{ SharedKite(digest string) string }); ok {
+		out.SharedKite = sk.SharedKite(img.Digest)
+	}
 	return out, nil
 }

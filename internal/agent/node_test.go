@@ -19,6 +19,7 @@ import (
 	"testing"
 	"time"
 
+	"golang.org/x/sys/unix"
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -732,6 +733,18 @@ func TestKuardS6(t *testing.T) {
 	if env.Env["HOSTNAME"] != "kuard" || env.Env["KUBERNETES_SERVICE_HOST"] != "10.96.0.1" ||
 		env.Env["KUBERNETES_PORT"] != "tcp://10.96.0.1:443" || !slices.Equal(env.CommandLine, []string{"/kuard"}) {
 		t.Errorf("/env/api: %+v", env)
+	}
+	// The image's /kuard is the host's kite binary itself (bound over the
+	// layer's copy), so that its pages are the ones every kite process
+	// already has in memory.
+	var host unix.Stat_t
+	if err := unix.Stat(kite, &host); err != nil {
+		t.Fatal(err)
+	}
+	for _, f := range []string{"/kuard", "/kite"} {
+		if got, _ := node.exec(shell, "stat", "-L", "-c", "%d:%i", f); strings.TrimSpace(got) != fmt.Sprintf("%d:%d", host.Dev, host.Ino) {
+			t.Errorf("%s in the pod is file %q, not the host's kite binary %d:%d", f, strings.TrimSpace(got), host.Dev, host.Ino)
+		}
 	}
 	if page, _ := node.exec(shell, "wget", "-q", "-O", "-", url+"/"); !strings.Contains(page, shell.Status.PodIP) {
 		t.Errorf("the request page does not show the client's IP %s:\n%s", shell.Status.PodIP, page)

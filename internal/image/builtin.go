@@ -618,3 +618,32 @@ func elfDeps(p string) ([]string, error) {
 	}
 	return out, nil
 }
+
+// SharedKite is, for the image with manifest digest, the host file its
+// /kite (and /kuard, a hard link to it) was copied from — when the image
+// is the current build of a built-in image with the kite layer, so that
+// file is byte for byte the layer's — and "" otherwise. A container may
+// bind it over the layer's copy: the layer's is a file of its own, so its
+// pages would be a second copy of the binary in memory; the host's are
+// already those of every kite process on the machine.
+func (s *Store) SharedKite(digest string) string {
+	src, err := s.builtinSources()
+	if err != nil || !s.builtinsCurrent(src) {
+		return ""
+	}
+	st, err := s.readStamp()
+	if err != nil {
+		return ""
+	}
+	for _, b := range builtins {
+		if !b.withKite {
+			continue
+		}
+		for _, n := range b.names {
+			if d, ok := st.Names[n]; ok && d == digest {
+				return src.kite
+			}
+		}
+	}
+	return ""
+}

@@ -397,3 +397,56 @@ func TestElfDeps(t *testing.T) {
 		t.Errorf("a script: %v %v", deps, err)
 	}
 }
+
+// TestSharedKite: the current kuard and system images name the kite binary
+// they were made of; busybox, other images and a build the binary has
+// since changed from do not.
+func TestSharedKite(t *testing.T) {
+	needBusybox(t)
+	exe := fakeKite(t, "one\n")
+	s := newStore(t, func(c *Config) { c.Executable = exe })
+	ctx := testCtx(t)
+	if err := s.EnsureBuiltins(ctx); err != nil {
+		t.Fatal(err)
+	}
+	real, err := filepath.EvalSymlinks(exe)
+	if err != nil {
+		t.Fatal(err)
+	}
+	digest := func(ref string) string {
+		img, err := s.Get(ref)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return img.Digest
+	}
+	old := digest(SystemImage)
+	for _, ref := range []string{KuardImage, UpstreamKuardImage, SystemImage} {
+		if got := s.SharedKite(digest(ref)); got != real {
+			t.Errorf("SharedKite(%s) = %q, want %q", ref, got, real)
+		}
+	}
+	if got := s.SharedKite(digest(BusyboxImage)); got != "" {
+		t.Errorf("SharedKite(busybox) = %q, want none", got)
+	}
+	if got := s.SharedKite("sha256:" + strings.Repeat("0", 64)); got != "" {
+		t.Errorf("SharedKite(unknown) = %q, want none", got)
+	}
+	// The binary changes: until the built-ins are rebuilt, nothing is
+	// shared; then the new build is, and the old one is not.
+	if err := os.WriteFile(exe, []byte("#!/bin/sh\necho two\n"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if got := s.SharedKite(old); got != "" {
+		t.Errorf("SharedKite of a build from an older binary = %q, want none", got)
+	}
+	if err := s.EnsureBuiltins(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if got := s.SharedKite(digest(SystemImage)); got != real {
+		t.Errorf("after the rebuild: SharedKite(system) = %q, want %q", got, real)
+	}
+	if got := s.SharedKite(old); got != "" {
+		t.Errorf("after the rebuild: SharedKite of the old build = %q, want none", got)
+	}
+}
