@@ -806,3 +806,84 @@ func (p *progress) syncedSince(base map[types.UID]int, uids []types.UID) bool {
 	}
 	return true
 }
+
+// The reference bridge + host-local plugins (Debian's
+// containernetworking-plugins) instead of kite's: a conflist put first in
+// the node's conf dir is the one pods get (as with kubelet, the first
+// file in lexical order). Two pods take addresses from host-local, reach
+// each other over the reference bridge, and their deletion releases the
+// addresses and removes their veths.
+func TestReferenceBridgeConflist(t *testing.T) {
+	for _, p := range []string{"bridge", "host-local", "portmap"} {
+		if _, err := os.Stat(filepath.Join(referenceCNIBinDir, p)); err != nil {
+			t.Skipf("no reference %s plugin in %s (Debian: containernetworking-plugins)", p, referenceCNIBinDir)
+		}
+	}
+	api := apitest.Start(t, apitest.Options{})
+	node := newTestNode(t, api)
+	bridge := fmt.Sprintf("rb%d", node.n)
+	leases := filepath.Join(t.TempDir(), "host-local")
+	t.Cleanup(func() { exec.Command("ip", "link", "del", bridge).Run() })
+	conf := fmt.Sprintf(`{
+  "cniVersion": "1.0.0",
+  "name": "reference",
+  "plugins": [
+    {"type": "bridge", "bridge": %q, "isGateway": true, "hairpinMode": true,
+     "ipam": {"type": "host-local", "ranges": [[{"subnet": %q}]], "routes": [{"dst": "0.0.0.0/0"}], "dataDir": %q}},
+    {"type": "portmap", "capabilities": {"portMappings": true}}
+  ]
+}`, bridge, node.cidr.String(), leases)
+	if err := os.MkdirAll(node.cfg.CNIConfDir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(node.cfg.CNIConfDir, "05-reference.conflist"), []byte(conf), 0o644); err != nil {
+		t.Fatal(err)
+	}
+
+	node.createPod("ref-web", `mkdir -p /www && echo hello from ref-web > /www/index.html && exec httpd -f -p 8080 -h /www`)
+	node.createPod("ref-client", `trap "exit 0" TERM; while true; do sleep 1; done`)
+	web := node.waitPod("ref-web", "Ready", podReady)
+	client := node.waitPod("ref-client", "Ready", podReady)
+	for _, p := range []*corev1.Pod{web, client} {
+		ip, err := netip.ParseAddr(p.Status.PodIP)
+		if err != nil || !node.cidr.Contains(ip) {
+			t.Fatalf("%s has IP %q, want one of %s", p.Name, p.Status.PodIP, node.cidr)
+		}
+		if _, err := os.Stat(filepath.Join(leases, "reference", p.Status.PodIP)); err != nil {
+			t.Errorf("%s's address %s is not host-local's: %v", p.Name, p.Status.PodIP, err)
+		}
+	}
+	if out, _ := exec.Command("ip", "-o", "link", "show", "master", bridge).Output(); strings.Count(string(out), "\n") != 2 {
+		t.Errorf("veths on the reference bridge %s:\n%s", bridge, out)
+	}
+	var out string
+	apitest.WaitFor(t, 20*time.Second, "the client reaching the web pod over the reference bridge", func() bool {
+		out, _ = node.exec(client, "wget", "-q", "-O", "-", "http://"+web.Status.PodIP+":8080/")
+		return strings.Contains(out, "hello from ref-web")
+	})
+
+	for _, name := range []string{"ref-web", "ref-client"} {
+		if err := api.Client.CoreV1().Pods("default").Delete(context.Background(), name, metav1.DeleteOptions{GracePeriodSeconds: ptr.To(int64(1))}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	apitest.WaitFor(t, 30*time.Second, "both pods gone, their addresses released and veths removed", func() bool {
+		for _, name := range []string{"ref-web", "ref-client"} {
+			if _, err := node.pods().Get(context.Background(), name, metav1.GetOptions{}); !apierrors.IsNotFound(err) {
+				return false
+			}
+		}
+		for _, ip := range []string{web.Status.PodIP, client.Status.PodIP} {
+			if _, err := os.Stat(filepath.Join(leases, "reference", ip)); err == nil {
+				return false
+			}
+		}
+		out, _ := exec.Command("ip", "-o", "link", "show", "master", bridge).Output()
+		return strings.TrimSpace(string(out)) == ""
+	})
+	for _, p := range []*corev1.Pod{web, client} {
+		if left := node.leftovers(string(p.UID)); len(left) > 0 {
+			t.Errorf("%s left behind: %q", p.Name, left)
+		}
+	}
+}
