@@ -460,7 +460,11 @@ func TestHostPort(t *testing.T) {
 func TestAgentRestart(t *testing.T) {
 	api := apitest.Start(t, apitest.Options{})
 	node := newTestNode(t, api)
-	names := []string{"a", "b", "c"}
+	// Ten pods, as issue 4 asks.
+	var names []string
+	for i := range 10 {
+		names = append(names, fmt.Sprintf("p%d", i))
+	}
 	for _, n := range names {
 		node.createPod(n, `trap "exit 0" TERM; while true; do sleep 1; done`, func(p *corev1.Pod) {
 			p.Spec.Containers[0].ReadinessProbe = &corev1.Probe{PeriodSeconds: 1,
@@ -475,7 +479,7 @@ func TestAgentRestart(t *testing.T) {
 		out, _ := exec.Command("ip", "-o", "link", "show", "master", node.cfg.CNIBridge).Output()
 		return strings.Count(string(out), "\n")
 	}
-	if n := countLinks(); n != 3 {
+	if n := countLinks(); n != len(names) {
 		t.Fatalf("%d veths before the restart", n)
 	}
 
@@ -513,11 +517,11 @@ func TestAgentRestart(t *testing.T) {
 			t.Errorf("%s: Ready flapped (transition at %v)", n, c.LastTransitionTime)
 		}
 	}
-	if n := countLinks(); n != 3 {
+	if n := countLinks(); n != len(names) {
 		t.Errorf("%d veths after the restart", n)
 	}
 	res, _ := filepath.Glob(filepath.Join(node.cfg.StateDir, "ipam", "10.*"))
-	if len(res) != 3 {
+	if len(res) != len(names) {
 		t.Errorf("reservations after the restart: %q", res)
 	}
 }
