@@ -1,6 +1,7 @@
 package lab
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -16,13 +17,17 @@ import (
 
 // PrereqError lists what this machine lacks for a lab cluster, each item
 // with what to do about it.
-type PrereqError struct{ Problems []string }
+type PrereqError struct {
+	Command  string // "kite up" when empty
+	Problems []string
+}
 
 func (e *PrereqError) Error() string {
+	cmd := cmp.Or(e.Command, "kite up")
 	if len(e.Problems) == 1 {
-		return "kite up cannot run here: " + e.Problems[0]
+		return cmd + " cannot run here: " + e.Problems[0]
 	}
-	return "kite up cannot run here:\n  - " + strings.Join(e.Problems, "\n  - ")
+	return cmd + " cannot run here:\n  - " + strings.Join(e.Problems, "\n  - ")
 }
 
 // IsPrereq reports whether err is a missing prerequisite.

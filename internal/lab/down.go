@@ -29,7 +29,7 @@ func Down(ctx context.Context, cfg Config) error {
 		return err
 	}
 	if os.Geteuid() != 0 {
-		return &PrereqError{Problems: []string{"it must run as root: run it with sudo"}}
+		return &PrereqError{Command: "kite down", Problems: []string{"it must run as root: run it with sudo"}}
 	}
 	cl, err := loadCluster(cfg.StateDir)
 	if IsNoCluster(err) {

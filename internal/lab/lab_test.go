@@ -3,6 +3,7 @@ package lab
 import (
 	"bytes"
 	"context"
+	"errors"
 	"fmt"
 	"net/netip"
 	"os"
@@ -648,6 +649,48 @@ func TestBadInput(t *testing.T) {
 		err := Up(ctx, Config{Name: "Not_OK", Binary: bin})
 		if err == nil || !strings.Contains(err.Error(), "cluster name") {
 			t.Errorf("kite up --name Not_OK = %v", err)
+		}
+	})
+
+	t.Run("not root", func(t *testing.T) {
+		// The real binary as nobody, from a directory nobody may read
+		// (t.TempDir's parent is not).
+		dir, err := os.MkdirTemp("", "kite-notroot-")
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { os.RemoveAll(dir) })
+		if err := os.Chmod(dir, 0o755); err != nil {
+			t.Fatal(err)
+		}
+		exe := filepath.Join(dir, "kite")
+		data, err := os.ReadFile(bin)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(exe, data, 0o755); err != nil {
+			t.Fatal(err)
+		}
+		state := filepath.Join(dir, "state")
+		for _, args := range [][]string{{"up", "--name", "nr"}, {"down", "--name", "nr"}, {"node", "add", "--name", "nr"}} {
+			cmd := exec.Command(exe, append(args, "--state-dir", state)...)
+			cmd.SysProcAttr = &syscall.SysProcAttr{Credential: &syscall.Credential{Uid: 65534, Gid: 65534}}
+			cmd.Env = []string{"PATH=" + os.Getenv("PATH"), "HOME=" + dir}
+			out, err := cmd.CombinedOutput()
+			var exit *exec.ExitError
+			if !errors.As(err, &exit) || exit.ExitCode() == 0 {
+				t.Fatalf("kite %s as nobody: %v\n%s", args[0], err, out)
+			}
+			if lines := strings.Split(strings.TrimSpace(string(out)), "\n"); len(lines) != 1 || !strings.Contains(lines[0], "kite "+args[0]+" cannot run here") || !strings.Contains(lines[0], "root") || !strings.Contains(lines[0], "sudo") {
+				t.Errorf("kite %s as nobody said %q, want one sentence on running it as root (sudo)", args[0], out)
+			}
+			t.Logf("kite %s as nobody: %s", args[0], strings.TrimSpace(string(out)))
+		}
+		if _, err := os.Stat(state); !os.IsNotExist(err) {
+			t.Errorf("state dir made by kite up as nobody: %v", err)
+		}
+		if _, err := netlinkLinkExists(bridgePrefix + "nr"); err == nil {
+			t.Errorf("link %s made by kite up as nobody", bridgePrefix+"nr")
 		}
 	})
 

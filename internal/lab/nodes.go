@@ -153,7 +153,7 @@ func runningCluster(cfg Config) (*Cluster, Config, func(), error) {
 		return nil, cfg, nil, err
 	}
 	if os.Geteuid() != 0 {
-		return nil, cfg, nil, &PrereqError{Problems: []string{"it must run as root: run it with sudo"}}
+		return nil, cfg, nil, &PrereqError{Command: "kite node", Problems: []string{"it must run as root: run it with sudo"}}
 	}
 	cl, err := loadCluster(cfg.StateDir)
 	if IsNoCluster(err) {
