@@ -117,7 +117,7 @@ func TestSameShape(t *testing.T) {
 		t.Errorf("same flags: %v", err)
 	}
 	err := sameShape(Config{Nodes: 5}, cl)
-	if err == nil || !strings.Contains(err.Error(), "was made with --nodes 3, not 5") || !strings.Contains(err.Error(), "kite down --purge") {
+	if err == nil || !strings.Contains(err.Error(), "has 3 nodes, not 5") || !strings.Contains(err.Error(), "kite node add") || !strings.Contains(err.Error(), "kite down --purge") {
 		t.Errorf("other --nodes: %v", err)
 	}
 }

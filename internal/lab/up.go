@@ -136,13 +136,15 @@ func sameShape(cfg Config, cl *Cluster) error {
 		}
 		return nil
 	}
-	nodes := ""
-	if cfg.Nodes != 0 {
-		nodes = fmt.Sprint(cfg.Nodes)
+	var nodes error
+	if cfg.Nodes != 0 && cfg.Nodes != len(cl.Nodes) {
+		// Nodes come and go on a running cluster: say how.
+		nodes = fmt.Errorf("cluster %q (%s) has %d nodes, not %d: `kite up%s` brings it back as it is, then `kite node add` or `kite node rm NODE` change it (or `kite down%s --purge` first to make it anew)",
+			cl.Name, cl.StateDir, len(cl.Nodes), cfg.Nodes, nameFlag(cl.Name), nameFlag(cl.Name))
 	}
 	return errors.Join(
 		diff("--name", cfg.Name, cl.Name),
-		diff("--nodes", nodes, fmt.Sprint(len(cl.Nodes))),
+		nodes,
 		diff("--pod-cidr", cfg.PodCIDR, cl.PodCIDR),
 		diff("--service-cidr", cfg.ServiceCIDR, cl.ServiceCIDR),
 		diff("--underlay", cfg.Underlay, cl.Underlay),
