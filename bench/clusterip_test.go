@@ -23,10 +23,10 @@ metadata:
   name: kuard
   labels: {app: kuard-one}
 spec:
-  nodeName: %s
+  nodeName: %[1]s
   containers:
   - name: kuard
-    image: %s
+    image: %[2]s
     readinessProbe:
       httpGet: {path: /ready, port: 8080}
       periodSeconds: 1
@@ -39,8 +39,32 @@ spec:
   selector: {app: kuard-one}
   ports:
   - {port: 80, targetPort: 8080}
-`, podNode, benchImage))
-	l.kubectl("", "wait", "--for=condition=Ready", "pod/kuard", "--timeout=60s")
+---
+apiVersion: v1
+kind: Pod
+metadata:
+  name: bulk
+  labels: {app: bulk}
+spec:
+  nodeName: %[1]s
+  containers:
+  - name: httpd
+    image: busybox
+    command: ["sh", "-c", "mkdir -p /tmp/www && dd if=/dev/zero of=/tmp/www/bulk bs=1M count=%[3]d 2>/dev/null && echo ok > /tmp/www/small && exec httpd -f -p 8080 -h /tmp/www"]
+    readinessProbe:
+      tcpSocket: {port: 8080}
+      periodSeconds: 1
+---
+apiVersion: v1
+kind: Service
+metadata:
+  name: bulk
+spec:
+  selector: {app: bulk}
+  ports:
+  - {port: 80, targetPort: 8080}
+`, podNode, benchImage, cipBulkMiB))
+	l.kubectl("", "wait", "--for=condition=Ready", "pod/kuard", "pod/bulk", "--timeout=60s")
 	podIP := l.kubectl("", "get", "pod", "kuard", "-o", "jsonpath={.status.podIP}")
 	clusterIP := l.kubectl("", "get", "svc", "kuard", "-o", "jsonpath={.spec.clusterIP}")
 	svcURL, podURL := "http://"+clusterIP+"/healthy", "http://"+podIP+":8080/healthy"
@@ -78,8 +102,23 @@ spec:
 			"ClusterIP", "pod IP", pairs, labels)
 		tables = append(tables, t)
 	}
+	// Throughput: 64 MiB downloads from the other node, alternating.
+	bulkPodIP := l.kubectl("", "get", "pod", "bulk", "-o", "jsonpath={.status.podIP}")
+	bulkSvcIP := l.kubectl("", "get", "svc", "bulk", "-o", "jsonpath={.spec.clusterIP}")
+	size := int64(cipBulkMiB) << 20
+	bulk := runPlanIn(b, l.netns(l.node(0)), httpPlan{Rounds: cipBulkRuns, Max: 60 * time.Second, Loads: []httpLoad{
+		{Label: "ClusterIP: download", URL: "http://" + bulkSvcIP + "/bulk", ReadyURL: "http://" + bulkSvcIP + "/small", Clients: 1, Requests: cipBulkRuns, Size: size, Timeout: 30 * time.Second},
+		{Label: "pod IP: download", URL: "http://" + bulkPodIP + ":8080/bulk", ReadyURL: "http://" + bulkPodIP + ":8080/small", Clients: 1, Requests: cipBulkRuns, Size: size, Timeout: 30 * time.Second},
+	}})
+	checkResults(b, bulk)
+	c, d := bulk[0], bulk[1]
+	tables[0].add(fmt.Sprintf("download %d MiB (%d + %d; MiB/s)", cipBulkMiB, len(c.Lat), len(d.Lat)),
+		fmtMS(c.Lat.p50()), fmtMS(c.Lat.max()), fmt.Sprintf("%.0f", c.mibps()),
+		fmtMS(d.Lat.p50()), fmtMS(d.Lat.max()), fmt.Sprintf("%.0f", d.mibps()),
+		ratio(c.mibps(), d.mibps()), "-", ratio(ms(c.Lat.p50()), ms(d.Lat.p50())))
+	tables[0].note("download row: busybox httpd behind Service bulk (%s → %s:8080), a new connection per download; p99 column: the slowest of %d; rate: MiB/s, ratio of the totals.", bulkSvcIP, bulkPodIP, cipBulkRuns)
 	tables[len(tables)-1].note("ClusterIP %s:80 → DNAT (nftables, kite agent's proxy) → the Service's one endpoint %s:8080 on %s; pod IP: that endpoint straight.", clusterIP, podIP, podNode)
-	tables[len(tables)-1].note("issue 7 asks ClusterIP/pod IP ≥ 0.95 (rate). The Go client runs in the node's namespace (this test binary under nsenter).")
+	tables[len(tables)-1].note("issue 7 asks ClusterIP/pod IP ≥ 0.95 (rate and throughput). The Go client runs in the node's namespace (this test binary under nsenter).")
 	for _, t := range tables {
 		t.print()
 	}
@@ -87,4 +126,10 @@ spec:
 	b.ReportMetric(metrics[1], "cip/pod-newconn-rate-other-node")
 	b.ReportMetric(metrics[3], "cip/pod-keepalive-rate-same-node")
 	b.ReportMetric(metrics[4], "cip/pod-newconn-rate-same-node")
+	b.ReportMetric(c.mibps()/d.mibps(), "cip/pod-throughput")
 }
+
+const (
+	cipBulkMiB  = 64
+	cipBulkRuns = 6
+)

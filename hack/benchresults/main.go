@@ -114,6 +114,7 @@ var goals = []goal{
 	{issue: 7, what: "network programming latency under churn of 1,000 Services, p99", bench: "BenchmarkProxyChurn", unit: "p99-ms", atMost: true, bound: 100, shown: "ms", goal: "≤ 100 ms", ref: "kube-proxy scale job: p99 6.8 s"},
 	{issue: 7, what: "ClusterIP / pod IP request rate, keep-alive, other node", bench: "BenchmarkClusterIP", unit: "cip/pod-keepalive-rate-other-node", bound: 0.95, shown: "×", goal: "≥ 0.95"},
 	{issue: 7, what: "ClusterIP / pod IP request rate, new connections, other node", bench: "BenchmarkClusterIP", unit: "cip/pod-newconn-rate-other-node", bound: 0.95, shown: "×", goal: "≥ 0.95"},
+	{issue: 7, what: "ClusterIP / pod IP throughput, 64 MiB downloads, other node", bench: "BenchmarkClusterIP", unit: "cip/pod-throughput", bound: 0.95, shown: "×", goal: "≥ 0.95"},
 	{issue: 8, what: "one kite dns instance in the lab, cluster names, QPS (load generator on the same 2 cores)", bench: "BenchmarkDNSLab", unit: "one-pod-qps", bound: 50000, shown: "QPS", goal: "≥ 50,000", ref: "CoreDNS, 1 instance, n1-standard-2, client elsewhere: 33,669 (coredns/deployment Scaling_CoreDNS.md)"},
 	{issue: 8, what: "one kite dns instance, cluster names, p99", bench: "BenchmarkDNSLab", unit: "one-pod-p99-µs", atMost: true, bound: 2000, shown: "µs", goal: "≤ 2 ms"},
 	{issue: 8, what: "kube-dns Service (2 pods through the proxy), cluster names, QPS", bench: "BenchmarkDNSLab", unit: "cluster-qps", shown: "QPS", goal: "report"},
