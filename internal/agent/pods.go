@@ -107,37 +107,13 @@ func (m *podManager) run(ctx context.Context) error {
 		return nil
 	}
 	if m.gc != nil {
-		m.wg.Add(1)
-		go func() {
-			defer m.wg.Done()
-			t := time.NewTicker(m.cfg.ImageGCPeriod)
-			defer t.Stop()
-			for {
-				select {
-				case <-ctx.Done():
-					return
-				case <-t.C:
-					if _, err := m.gc.collect(m.ctx); err != nil && ctx.Err() == nil {
-						log.Error(err, "image garbage collection")
-					}
-				}
+		m.every(ctx, m.cfg.ImageGCPeriod, func() {
+			if _, err := m.gc.collect(m.ctx); err != nil && ctx.Err() == nil {
+				log.Error(err, "image garbage collection")
 			}
-		}()
+		})
 	}
-	m.wg.Add(1)
-	go func() {
-		defer m.wg.Done()
-		t := time.NewTicker(m.cfg.LogMonitorPeriod)
-		defer t.Stop()
-		for {
-			select {
-			case <-ctx.Done():
-				return
-			case <-t.C:
-				m.rotateLogs(m.ctx)
-			}
-		}
-	}()
+	m.every(ctx, m.cfg.LogMonitorPeriod, func() { m.rotateLogs(m.ctx) })
 	t := time.NewTicker(m.relistEvery)
 	defer t.Stop()
 	for {
@@ -328,4 +304,22 @@ func (m *podManager) event(pod *corev1.Pod, typ, reason, format string, args ...
 	if pod != nil && m.recorder != nil {
 		m.recorder.Eventf(pod, typ, reason, format, args...)
 	}
+}
+
+// every runs f every period until ctx ends, in a goroutine m.wg counts.
+func (m *podManager) every(ctx context.Context, period time.Duration, f func()) {
+	m.wg.Add(1)
+	go func() {
+		defer m.wg.Done()
+		t := time.NewTicker(period)
+		defer t.Stop()
+		for {
+			select {
+			case <-ctx.Done():
+				return
+			case <-t.C:
+				f()
+			}
+		}
+	}()
 }

@@ -63,8 +63,7 @@ logs) stays in the state directory for the next kite up, unless --purge.`,
 		},
 	}
 	f := cmd.Flags()
-	f.StringVar(&cfg.Name, "name", DefaultName, "name of the cluster")
-	f.StringVar(&cfg.StateDir, "state-dir", "", "the cluster's state directory (default /var/lib/kite/lab/<name>)")
+	clusterFlags(cmd, &cfg, DefaultName, "name of the cluster")
 	f.BoolVar(&cfg.Purge, "purge", false, "remove the state directory too (etcd data, certificates, logs)")
 	return cmd
 }
@@ -80,8 +79,7 @@ func NewStatusCommand() *cobra.Command {
 			return Status(cmd.Context(), cfg, cmd.OutOrStdout())
 		},
 	}
-	cmd.Flags().StringVar(&cfg.Name, "name", DefaultName, "name of the cluster")
-	cmd.Flags().StringVar(&cfg.StateDir, "state-dir", "", "the cluster's state directory (default /var/lib/kite/lab/<name>)")
+	clusterFlags(cmd, &cfg, DefaultName, "name of the cluster")
 	return cmd
 }
 
@@ -116,8 +114,7 @@ node stays part of the cluster across kite down and kite up, until kite node rm.
 		},
 	}
 	f := cmd.Flags()
-	f.StringVar(&cfg.Name, "name", DefaultName, "name of the cluster")
-	f.StringVar(&cfg.StateDir, "state-dir", "", "the cluster's state directory (default /var/lib/kite/lab/<name>)")
+	clusterFlags(cmd, &cfg, DefaultName, "name of the cluster")
 	f.DurationVar(&cfg.Wait, "wait", DefaultWait, "wait this long for the Node to be Ready (0: do not wait)")
 	return cmd
 }
@@ -139,9 +136,7 @@ control-plane node cannot be removed.`,
 			return RemoveNode(cmd.Context(), cfg, args[0])
 		},
 	}
-	f := cmd.Flags()
-	f.StringVar(&cfg.Name, "name", DefaultName, "name of the cluster")
-	f.StringVar(&cfg.StateDir, "state-dir", "", "the cluster's state directory (default /var/lib/kite/lab/<name>)")
+	clusterFlags(cmd, &cfg, DefaultName, "name of the cluster")
 	return cmd
 }
 
@@ -165,7 +160,13 @@ func NewNodeShellCommand() *cobra.Command {
 			return syscall.Exec(c.Path, c.Args, c.Env)
 		},
 	}
-	cmd.Flags().StringVar(&cfg.Name, "name", "", "name of the cluster (default: from the node's name)")
-	cmd.Flags().StringVar(&cfg.StateDir, "state-dir", "", "the cluster's state directory (default /var/lib/kite/lab/<name>)")
+	clusterFlags(cmd, &cfg, "", "name of the cluster (default: from the node's name)")
 	return cmd
+}
+
+// clusterFlags are the flags every command on an existing cluster takes:
+// which cluster, and where its state is.
+func clusterFlags(cmd *cobra.Command, cfg *Config, name, nameUsage string) {
+	cmd.Flags().StringVar(&cfg.Name, "name", name, nameUsage)
+	cmd.Flags().StringVar(&cfg.StateDir, "state-dir", "", "the cluster's state directory (default /var/lib/kite/lab/<name>)")
 }
