@@ -41,21 +41,6 @@ spec:
   - {port: 80, targetPort: 8080}
 ---
 apiVersion: v1
-kind: Pod
-metadata:
-  name: bulk
-  labels: {app: bulk}
-spec:
-  nodeName: %[1]s
-  containers:
-  - name: httpd
-    image: busybox
-    command: ["sh", "-c", "mkdir -p /tmp/www && dd if=/dev/zero of=/tmp/www/bulk bs=1M count=%[3]d 2>/dev/null && echo ok > /tmp/www/small && exec httpd -f -p 8080 -h /tmp/www"]
-    readinessProbe:
-      tcpSocket: {port: 8080}
-      periodSeconds: 1
----
-apiVersion: v1
 kind: Service
 metadata:
   name: bulk
@@ -63,7 +48,7 @@ spec:
   selector: {app: bulk}
   ports:
   - {port: 80, targetPort: 8080}
-`, podNode, benchImage, cipBulkMiB))
+`, podNode, benchImage) + bulkPod(podNode, cipBulkMiB))
 	l.kubectl("", "wait", "--for=condition=Ready", "pod/kuard", "pod/bulk", "--timeout=60s")
 	podIP := l.kubectl("", "get", "pod", "kuard", "-o", "jsonpath={.status.podIP}")
 	clusterIP := l.kubectl("", "get", "svc", "kuard", "-o", "jsonpath={.spec.clusterIP}")

@@ -507,3 +507,25 @@ func compareTable(title, aName, bName string, pairs [][2]httpResult, rowLabels [
 	t.note("both loads, one after the other, order alternating), so a neighbour's burst on the shared machine spoils rounds, not the figure.")
 	return t
 }
+
+// bulkPod is the manifest of pod "bulk" (label app=bulk) on node: busybox
+// httpd, which closes every connection, serving /bulk (mib MiB of zeros)
+// and /small on 8080 — for throughput. It starts with "---".
+func bulkPod(node string, mib int) string {
+	return fmt.Sprintf(`---
+apiVersion: v1
+kind: Pod
+metadata:
+  name: bulk
+  labels: {app: bulk}
+spec:
+  nodeName: %s
+  containers:
+  - name: httpd
+    image: busybox
+    command: ["sh", "-c", "mkdir -p /tmp/www && dd if=/dev/zero of=/tmp/www/bulk bs=1M count=%d 2>/dev/null && echo ok > /tmp/www/small && exec httpd -f -p 8080 -h /tmp/www"]
+    readinessProbe:
+      tcpSocket: {port: 8080}
+      periodSeconds: 1
+`, node, mib)
+}

@@ -32,21 +32,7 @@ spec:
     readinessProbe:
       httpGet: {path: /ready, port: 8080}
       periodSeconds: 1
----
-apiVersion: v1
-kind: Pod
-metadata:
-  name: bulk
-spec:
-  nodeName: %[1]s
-  containers:
-  - name: httpd
-    image: busybox
-    command: ["sh", "-c", "mkdir -p /tmp/www && dd if=/dev/zero of=/tmp/www/bulk bs=1M count=%[3]d 2>/dev/null && echo ok > /tmp/www/small && exec httpd -f -p 8080 -h /tmp/www"]
-    readinessProbe:
-      tcpSocket: {port: 8080}
-      periodSeconds: 1
-`, node, benchImage, pfBulkMiB))
+`, node, benchImage) + bulkPod(node, pfBulkMiB))
 	l.kubectl("", "wait", "--for=condition=Ready", "pod/kuard", "pod/bulk", "--timeout=60s")
 	kuardIP := l.kubectl("", "get", "pod", "kuard", "-o", "jsonpath={.status.podIP}")
 	bulkIP := l.kubectl("", "get", "pod", "bulk", "-o", "jsonpath={.status.podIP}")
