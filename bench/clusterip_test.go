@@ -116,5 +116,5 @@ spec:
 
 const (
 	cipBulkMiB  = 64
-	cipBulkRuns = 6
+	cipBulkRuns = 30
 )
