@@ -7,6 +7,7 @@ import (
 	"strconv"
 	"strings"
 	"testing"
+	"time"
 
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 )
@@ -178,7 +179,14 @@ func TestBadInput(t *testing.T) {
 	}
 
 	t.Run("nothing half-made is stored", func(t *testing.T) {
-		// kube-root-ca.crt is the root CA publisher's, in every namespace.
+		// kube-root-ca.crt is the root CA publisher's, in every namespace
+		// (in its own time): wait for it, then nothing else may be there.
+		waitFor(t, 30*time.Second, "kube-root-ca.crt in "+badNS, func() error {
+			if got := admin.must(t, 200, "GET", cmsPath, "", "").names(t); !slices.Contains(got, "kube-root-ca.crt") {
+				return fmt.Errorf("configmaps %q", got)
+			}
+			return nil
+		})
 		if got := admin.must(t, 200, "GET", cmsPath, "", "").names(t); !slices.Equal(got, []string{"good", "kube-root-ca.crt"}) {
 			t.Errorf("configmaps in %s: %q, want only good (and kube-root-ca.crt)", badNS, got)
 		}
