@@ -5,7 +5,9 @@ import (
 	"fmt"
 	"net"
 	"net/netip"
+	"os"
 	"os/exec"
+	"path/filepath"
 	"runtime"
 	"strings"
 	"testing"
@@ -102,22 +104,39 @@ func BenchmarkProxy(b *testing.B) {
 // BenchmarkProxyFirstPacket measures the cost of a connection's first
 // packet through the rules (TCP connect to a ClusterIP from the node:
 // SYN and SYN-ACK over a veth) at 10, 1,000, 10,000 and 30,000 Services,
-// nftables and iptables side by side. Every Service has one endpoint
-// (the benchmark's server), so that iptables-restore can load 30,000 of
-// them in bounded time; the first packet's cost does not depend on the
-// other Services' endpoints (nftables: two map lookups, then the target's
-// own chain; iptables: the linear KUBE-SERVICES walk, then the target's
-// chains). The target is the last Service of KUBE-SERVICES. iptables stops
-// at 10,000 Services (iptFirstPacketMax).
+// side by side: nftables, iptables as Debian installs it (iptables-nft,
+// the nf_tables backend) and iptables on the legacy x_tables backend
+// (iptables-legacy, where most iptables-mode clusters ran and where
+// kube-proxy's published figures come from). Every Service has one
+// endpoint (the benchmark's server); the first packet's cost does not
+// depend on the other Services' endpoints (nftables: two map lookups,
+// then the target's own chain; iptables: the linear KUBE-SERVICES walk,
+// then the target's chains). The target is the last Service of
+// KUBE-SERVICES. iptables-nft stops at 10,000 Services (iptFirstPacketMax).
 func BenchmarkProxyFirstPacket(b *testing.B) {
 	once(b)
 	if !testutil.InNetns() {
 		b.Skip("needs the private namespace of testutil.MainInNetns")
 	}
 	ctx := context.Background()
+	variants := []firstPacketVariant{
+		{name: "nft", mode: proxy.ModeNFTables, max: 30000},
+		{name: "ipt", mode: proxy.ModeIPTables, max: iptFirstPacketMax},
+	}
+	if shim, err := iptablesLegacyPath(b); err == nil {
+		variants = append(variants, firstPacketVariant{name: "ipt-legacy", mode: proxy.ModeIPTables, max: 30000, path: shim})
+	} else {
+		fmt.Printf("  (no iptables-legacy run: %v)\n", err)
+	}
+	head := []string{""}
+	for _, v := range variants {
+		head = append(head, v.name+" p50", v.name+" p99")
+	}
+	for _, v := range variants {
+		head = append(head, v.name+" sync")
+	}
 	first := &table{title: fmt.Sprintf("service proxy: first packet, TCP connect to a ClusterIP from the node (1 endpoint per Service; nftables %d connects per count in %d rounds, iptables %d)",
-		firstPacketConnects*(1+nftFirstPacketRounds), 1+nftFirstPacketRounds, firstPacketConnects),
-		head: []string{"", "nft p50", "nft p99", "ipt p50", "ipt p99", "nft sync", "ipt sync"}}
+		firstPacketConnects*(1+nftFirstPacketRounds), 1+nftFirstPacketRounds, firstPacketConnects), head: head}
 	stopServer := proxyServer(b)
 	defer stopServer()
 	counts := []int{10, 1000, 10000, 30000}
@@ -125,34 +144,36 @@ func BenchmarkProxyFirstPacket(b *testing.B) {
 	lat := map[string]map[int]samples{}
 	syncs := map[string]map[int]time.Duration{}
 	start := time.Now()
-	for _, mode := range []string{proxy.ModeNFTables, proxy.ModeIPTables} {
-		lat[mode], syncs[mode] = map[int]samples{}, map[int]time.Duration{}
+	for _, v := range variants {
+		lat[v.name], syncs[v.name] = map[int]samples{}, map[int]time.Duration{}
+		restore := v.use()
 		for _, n := range counts {
-			if mode == proxy.ModeIPTables && n > iptFirstPacketMax {
+			if n > v.max {
 				continue
 			}
 			resetProxyKernel()
-			dp := newDataplane(b, mode)
+			dp := newDataplane(b, v.mode)
 			if models[n] == nil {
 				models[n] = proxyModel(n, 1, true)
 			}
 			m := models[n]
 			t0 := time.Now()
 			if _, err := dp.Apply(ctx, m, true); err != nil {
-				b.Fatalf("%s sync of %d services: %v", mode, n, err)
+				b.Fatalf("%s sync of %d services: %v", v.name, n, err)
 			}
-			syncs[mode][n] = time.Since(t0)
+			syncs[v.name][n] = time.Since(t0)
 			target := m.Ports[len(m.Ports)-1]
 			addr := netip.AddrPortFrom(target.ClusterIP, target.Port).String()
-			lat[mode][n] = connectLatency(b, addr, firstPacketConnects)
-			fmt.Printf("  %s: %d services: sync %s, connect p50 %s\n", mode, n, fmtMS(syncs[mode][n]), fmtMS(lat[mode][n].p50()))
+			lat[v.name][n] = connectLatency(b, addr, firstPacketConnects)
+			fmt.Printf("  %s: %d services: sync %s, connect p50 %s\n", v.name, n, fmtMS(syncs[v.name][n]), fmtMS(lat[v.name][n].p50()))
 		}
+		resetProxyKernel()
+		restore()
 	}
 	// A connect takes ~20 µs, and the shared machine drifts by as much
 	// over the seconds between one count and the next: nftables goes
 	// round the counts again in one table (each state reached by a sync
 	// from the previous one), and the samples of all rounds are pooled.
-	resetProxyKernel()
 	dp := newDataplane(b, proxy.ModeNFTables)
 	for range nftFirstPacketRounds {
 		for _, n := range counts {
@@ -162,38 +183,91 @@ func BenchmarkProxyFirstPacket(b *testing.B) {
 			}
 			target := m.Ports[len(m.Ports)-1]
 			addr := netip.AddrPortFrom(target.ClusterIP, target.Port).String()
-			lat[proxy.ModeNFTables][n] = append(lat[proxy.ModeNFTables][n], connectLatency(b, addr, firstPacketConnects)...)
+			lat["nft"][n] = append(lat["nft"][n], connectLatency(b, addr, firstPacketConnects)...)
 		}
 	}
 	resetProxyKernel()
 	for _, n := range counts {
 		row := []string{fmt.Sprintf("%d services", n)}
-		for _, mode := range []string{proxy.ModeNFTables, proxy.ModeIPTables} {
-			if s, ok := lat[mode][n]; ok {
+		for _, v := range variants {
+			if s, ok := lat[v.name][n]; ok {
 				row = append(row, fmtMS(s.p50()), fmtMS(s.p99()))
 			} else {
 				row = append(row, "-", "-")
 			}
 		}
-		iptSync := "-"
-		if d, ok := syncs[proxy.ModeIPTables][n]; ok {
-			iptSync = fmtMS(d)
+		for _, v := range variants {
+			if d, ok := syncs[v.name][n]; ok {
+				row = append(row, fmtMS(d))
+			} else {
+				row = append(row, "-")
+			}
 		}
-		first.add(append(row, fmtMS(syncs[proxy.ModeNFTables][n]), iptSync)...)
+		first.add(row...)
 	}
-	p50 := func(mode string, n int) float64 { return ms(lat[mode][n].p50()) }
-	first.note("ratio p50 to 10 services:  nftables 10,000: %s  30,000: %s (issue 7 goal 30k/10 ≤ 1.1)   iptables 1,000: %s  10,000: %s",
-		ratio(p50(proxy.ModeNFTables, 10000), p50(proxy.ModeNFTables, 10)), ratio(p50(proxy.ModeNFTables, 30000), p50(proxy.ModeNFTables, 10)),
-		ratio(p50(proxy.ModeIPTables, 1000), p50(proxy.ModeIPTables, 10)), ratio(p50(proxy.ModeIPTables, 10000), p50(proxy.ModeIPTables, 10)))
-	first.note("iptables / nftables p50 at 10,000 services: %s", ratio(p50(proxy.ModeIPTables, 10000), p50(proxy.ModeNFTables, 10000)))
-	first.note("iptables is not run at 30,000: its iptables-restore of 30,000 × 1 had not finished after 3.7 min here (10,000 × 1: 12–17 s).")
+	p50 := func(v string, n int) float64 { return ms(lat[v][n].p50()) }
+	first.note("ratio p50 to 10 services:  nftables 10,000: %s  30,000: %s (issue 7 goal 30k/10 ≤ 1.1)   iptables-nft 1,000: %s  10,000: %s",
+		ratio(p50("nft", 10000), p50("nft", 10)), ratio(p50("nft", 30000), p50("nft", 10)),
+		ratio(p50("ipt", 1000), p50("ipt", 10)), ratio(p50("ipt", 10000), p50("ipt", 10)))
+	if _, ok := lat["ipt-legacy"]; ok {
+		first.note("iptables-legacy: 10,000: %s  30,000: %s;  iptables-legacy / nftables p50 at 30,000 services: %s",
+			ratio(p50("ipt-legacy", 10000), p50("ipt-legacy", 10)), ratio(p50("ipt-legacy", 30000), p50("ipt-legacy", 10)),
+			ratio(p50("ipt-legacy", 30000), p50("nft", 30000)))
+	}
+	first.note("iptables-nft / nftables p50 at 10,000 services: %s", ratio(p50("ipt", 10000), p50("nft", 10000)))
+	first.note("iptables-nft is not run at 30,000: its iptables-restore of 30,000 × 1 had not finished after 3.7 min here (10,000 × 1: 12–17 s);")
+	first.note("iptables-legacy loads them in seconds (same layout: kite's iptables backend run with the legacy binaries first in PATH).")
 	first.note("sync: full sync of n Services × 1 endpoint from an empty kernel; whole benchmark %s.", fmtMS(time.Since(start)))
 	first.note("a connect is a SYN and its SYN-ACK over a veth, both through the rules; the machine is shared, so compare ratios.")
 	b.ReportMetric(0, "ns/op")
-	b.ReportMetric(p50(proxy.ModeNFTables, 30000)/p50(proxy.ModeNFTables, 10), "first-packet-30k/10")
-	b.ReportMetric(p50(proxy.ModeNFTables, 10000)/p50(proxy.ModeNFTables, 10), "first-packet-10k/10")
-	b.ReportMetric(p50(proxy.ModeIPTables, 10000)/p50(proxy.ModeIPTables, 10), "ipt-first-packet-10k/10")
+	b.ReportMetric(p50("nft", 30000)/p50("nft", 10), "first-packet-30k/10")
+	b.ReportMetric(p50("nft", 10000)/p50("nft", 10), "first-packet-10k/10")
+	b.ReportMetric(p50("ipt", 10000)/p50("ipt", 10), "ipt-first-packet-10k/10")
+	if _, ok := lat["ipt-legacy"]; ok {
+		b.ReportMetric(p50("ipt-legacy", 30000)/p50("ipt-legacy", 10), "ipt-legacy-first-packet-30k/10")
+		b.ReportMetric(p50("ipt-legacy", 30000)*1000, "ipt-legacy-first-packet-30k-µs")
+		b.ReportMetric(p50("nft", 30000)*1000, "first-packet-30k-µs")
+	}
 	first.print()
+}
+
+// firstPacketVariant is one backend of the first-packet benchmark: a
+// proxy mode, the most Services it is run at, and (iptables-legacy) a
+// directory put first in PATH while it runs.
+type firstPacketVariant struct {
+	name, mode string
+	max        int
+	path       string
+}
+
+// use puts the variant's PATH in place and returns what undoes it.
+func (v firstPacketVariant) use() func() {
+	if v.path == "" {
+		return func() {}
+	}
+	old := os.Getenv("PATH")
+	os.Setenv("PATH", v.path+":"+old)
+	return func() { os.Setenv("PATH", old) }
+}
+
+// iptablesLegacyPath makes a directory where iptables, iptables-save and
+// iptables-restore are the legacy (x_tables) ones, if they are installed
+// and the kernel has x_tables' nat table.
+func iptablesLegacyPath(b *testing.B) (string, error) {
+	dir := b.TempDir()
+	for _, tool := range []string{"iptables", "iptables-save", "iptables-restore"} {
+		legacy, err := exec.LookPath(strings.Replace(tool, "iptables", "iptables-legacy", 1))
+		if err != nil {
+			return "", err
+		}
+		if err := os.Symlink(legacy, filepath.Join(dir, tool)); err != nil {
+			return "", err
+		}
+	}
+	if out, err := exec.Command(filepath.Join(dir, "iptables"), "-t", "nat", "-S").CombinedOutput(); err != nil {
+		return "", fmt.Errorf("iptables-legacy: %v: %s", err, strings.TrimSpace(string(out)))
+	}
+	return dir, nil
 }
 
 // firstPacketConnects is the connects per count and round;
@@ -226,9 +300,11 @@ func newDataplane(b *testing.B, mode string) *proxy.Dataplane {
 // namespace (never the host's: TestMain made this one).
 func resetProxyKernel() {
 	exec.Command("nft", "delete", "table", "ip", "kite-proxy").Run()
-	for _, t := range []string{"nat", "filter"} {
-		exec.Command("iptables", "-t", t, "-F").Run()
-		exec.Command("iptables", "-t", t, "-X").Run()
+	for _, ipt := range []string{"iptables", "iptables-legacy"} {
+		for _, t := range []string{"nat", "filter"} {
+			exec.Command(ipt, "-t", t, "-F").Run()
+			exec.Command(ipt, "-t", t, "-X").Run()
+		}
 	}
 }
 
