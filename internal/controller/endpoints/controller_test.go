@@ -128,18 +128,10 @@ func TestKuardEndpoints(t *testing.T) {
 	// pod's readiness caused, and cleared on others (a pod's other
 	// changes move its targetRef's resourceVersion), as upstream: so
 	// some version carried it, not necessarily the last.
-	annotated := false
-	for deadline := time.After(wait); !annotated; {
-		select {
-		case ev := <-w.ResultChan():
-			if e, ok := ev.Object.(*corev1.Endpoints); ok {
-				_, annotated = e.Annotations[corev1.EndpointsLastChangeTriggerTime]
-			}
-			continue
-		case <-deadline:
-		}
-		break
-	}
+	annotated := ctrltest.SomeVersion(w, wait, func(e *corev1.Endpoints) bool {
+		_, ok := e.Annotations[corev1.EndpointsLastChangeTriggerTime]
+		return ok
+	})
 	if !annotated {
 		t.Errorf("no version of the Endpoints carried %s", corev1.EndpointsLastChangeTriggerTime)
 	}

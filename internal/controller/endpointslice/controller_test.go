@@ -128,18 +128,10 @@ func TestKuardEndpointSlice(t *testing.T) {
 	// The annotation is on the writes a change of the Service or of a
 	// pod's readiness caused and cleared on others: some version of the
 	// slice carried it, not necessarily the last.
-	annotated := false
-	for deadline := time.After(wait); !annotated; {
-		select {
-		case ev := <-w.ResultChan():
-			if s, ok := ev.Object.(*discoveryv1.EndpointSlice); ok {
-				_, annotated = s.Annotations[corev1.EndpointsLastChangeTriggerTime]
-			}
-			continue
-		case <-deadline:
-		}
-		break
-	}
+	annotated := ctrltest.SomeVersion(w, wait, func(s *discoveryv1.EndpointSlice) bool {
+		_, ok := s.Annotations[corev1.EndpointsLastChangeTriggerTime]
+		return ok
+	})
 	if !annotated {
 		t.Errorf("no version of the slice carried %s", corev1.EndpointsLastChangeTriggerTime)
 	}

@@ -12,6 +12,8 @@ import (
 
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/apimachinery/pkg/watch"
 	"k8s.io/client-go/informers"
 	"k8s.io/client-go/kubernetes"
 )
@@ -148,4 +150,24 @@ func Run(t testing.TB, run func(context.Context) error) {
 			t.Error("controller did not stop within 30s")
 		}
 	})
+}
+
+// SomeVersion reports whether some object of type T that w delivers
+// within d satisfies cond: for a property some version of an object had,
+// not necessarily the last. It returns false when d passes or w closes.
+func SomeVersion[T runtime.Object](w watch.Interface, d time.Duration, cond func(T) bool) bool {
+	deadline := time.After(d)
+	for {
+		select {
+		case ev, ok := <-w.ResultChan():
+			if !ok {
+				return false
+			}
+			if obj, ok := ev.Object.(T); ok && cond(obj) {
+				return true
+			}
+		case <-deadline:
+			return false
+		}
+	}
 }
