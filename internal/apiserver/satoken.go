@@ -97,11 +97,17 @@ func newTokenSigner(key *ecdsa.PrivateKey) (*tokenSigner, error) {
 
 var b64 = base64.RawURLEncoding.EncodeToString
 
+// serviceAccountUsername is the user name (and token subject) of the
+// service account ns/name.
+func serviceAccountUsername(ns, name string) string {
+	return serviceAccountUserPrefix + ns + ":" + name
+}
+
 // claimsFor are the claims of a new token for the service account ns/sa,
 // bound to pod when it is not nil, valid from now for seconds.
 func claimsFor(ns string, sa objectRef, pod *objectRef, audiences []string, now time.Time, seconds int64) tokenClaims {
 	return tokenClaims{
-		Issuer: tokenIssuer, Subject: serviceAccountUserPrefix + ns + ":" + sa.Name, Audience: audiences,
+		Issuer: tokenIssuer, Subject: serviceAccountUsername(ns, sa.Name), Audience: audiences,
 		IssuedAt: now.Unix(), NotBefore: now.Unix(), Expiry: now.Unix() + seconds, ID: string(uuid.NewUUID()),
 		Kube: kubernetesClaims{Namespace: ns, ServiceAccount: sa, Pod: pod},
 	}
@@ -169,7 +175,7 @@ func (s *tokenSigner) verify(token string, now time.Time) (*tokenClaims, error) 
 		return nil, errors.New("token has expired")
 	case c.NotBefore > now.Add(tokenLeeway).Unix():
 		return nil, errors.New("token is not valid yet")
-	case c.Subject != serviceAccountUserPrefix+c.Kube.Namespace+":"+c.Kube.ServiceAccount.Name:
+	case c.Subject != serviceAccountUsername(c.Kube.Namespace, c.Kube.ServiceAccount.Name):
 		return nil, fmt.Errorf("token subject %q does not match its service account", c.Subject)
 	}
 	return &c, nil
