@@ -181,13 +181,13 @@ func (s *tokenSigner) verify(token string, now time.Time) (*tokenClaims, error) 
 	return &c, nil
 }
 
-// decodeSegment decodes one base64url JSON segment of a JWS, rejecting
-// unknown trailing data.
+// decodeSegment decodes one base64url JSON segment of a JWS (the first
+// JSON value in it: the signature over the segment, checked before the
+// claims are trusted, rules out anything after it that we did not write).
 func decodeSegment(seg string, into any) error {
 	data, err := base64.RawURLEncoding.DecodeString(seg)
 	if err != nil {
 		return err
 	}
-	dec := json.NewDecoder(bytes.NewReader(data))
-	return dec.Decode(into)
+	return json.NewDecoder(bytes.NewReader(data)).Decode(into)
 }
