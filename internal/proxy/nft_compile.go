@@ -125,16 +125,6 @@ func (c *ruleCompiler) compile(rule string) (*nftCompiled, error) {
 				return nil, fmt.Errorf("rule %q: %w", rule, err)
 			}
 			add(e...)
-		case t.peek(0) == "numgen" && t.peek(4) == "==":
-			// numgen random mod N == V: a coin of 1/N.
-			n, err1 := strconv.ParseUint(t.peek(3), 10, 32)
-			v, err2 := strconv.ParseUint(t.peek(5), 10, 32)
-			if t.peek(1) != "random" || t.peek(2) != "mod" || err1 != nil || err2 != nil {
-				return nil, fmt.Errorf("rule %q: bad numgen match", rule)
-			}
-			t.i += 6
-			add(&expr.Numgen{Register: reg1, Modulus: uint32(n), Type: unix.NFT_NG_RANDOM},
-				&expr.Cmp{Op: expr.CmpOpEq, Register: reg1, Data: native32(uint32(v))})
 		case t.accept("ct", "state", "new"):
 			add(ctBits(expr.CtKeySTATE, 0x8)...)
 		case t.accept("ct", "status", "dnat"):

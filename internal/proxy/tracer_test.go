@@ -158,9 +158,6 @@ func (tr *nftTracer) rule(rule string, s traceState) []traceState {
 				return []traceState{s}
 			}
 			i += 3
-		case strings.HasPrefix(rest, "numgen random mod ") && tok[i+4] == "==":
-			// A coin: both sides happen.
-			return append([]traceState{s}, tr.rule(strings.Join(tok[i+6:], " "), s)...)
 		case strings.HasPrefix(rest, "ip daddr . meta l4proto . th dport vmap @"):
 			key := p.dst.String() + " . " + p.proto + " . " + strconv.Itoa(int(p.dport))
 			return tr.lookup(strings.TrimPrefix(tok[i+9], "@"), key, s)
