@@ -171,18 +171,15 @@ func (c *ruleCompiler) compile(rule string) (*nftCompiled, error) {
 // statement compiles the rule's final statement or verdict.
 func (c *ruleCompiler) statement(t *tokens, out *nftCompiled) ([]expr.Any, error) {
 	switch w := t.next(); w {
-	case "jump", "goto":
-		kind := expr.VerdictJump
-		if w == "goto" {
-			kind = expr.VerdictGoto
+	case "jump", "goto", "drop", "accept", "return":
+		if w == "jump" || w == "goto" {
+			w += " " + t.next()
 		}
-		return []expr.Any{&expr.Verdict{Kind: kind, Chain: t.next()}}, nil
-	case "drop":
-		return []expr.Any{&expr.Verdict{Kind: expr.VerdictDrop}}, nil
-	case "accept":
-		return []expr.Any{&expr.Verdict{Kind: expr.VerdictAccept}}, nil
-	case "return":
-		return []expr.Any{&expr.Verdict{Kind: expr.VerdictReturn}}, nil
+		v, err := parseVerdict(w)
+		if err != nil {
+			return nil, err
+		}
+		return []expr.Any{v}, nil
 	case "masquerade":
 		return []expr.Any{&expr.Masq{FullyRandom: t.accept("fully-random")}}, nil
 	case "reject":
