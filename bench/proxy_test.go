@@ -376,26 +376,43 @@ func proxyInput(n, eps int, real bool) proxy.ModelInput {
 	for i := range n {
 		name := fmt.Sprintf("svc-%05d", i)
 		ip := fmt.Sprintf("10.96.%d.%d", i/250, i%250+1)
-		in.Services = append(in.Services, &v1.Service{
-			ObjectMeta: metav1.ObjectMeta{Namespace: "bench", Name: name},
-			Spec: v1.ServiceSpec{Type: v1.ServiceTypeClusterIP, ClusterIP: ip,
-				Ports: []v1.ServicePort{{Name: "http", Protocol: v1.ProtocolTCP, Port: 80, TargetPort: intstr.FromInt32(8080)}}},
-		})
-		s := &discovery.EndpointSlice{
-			ObjectMeta:  metav1.ObjectMeta{Namespace: "bench", Name: name + "-1", Labels: map[string]string{discovery.LabelServiceName: name}},
-			AddressType: discovery.AddressTypeIPv4,
-			Ports:       []discovery.EndpointPort{{Name: ptrTo("http"), Protocol: ptrTo(v1.ProtocolTCP), Port: ptrTo(int32(8080))}},
-		}
+		in.Services = append(in.Services, httpService("bench", name, ip))
+		s := httpSlice("bench", name)
 		for j := range eps {
 			addr := fmt.Sprintf("10.244.%d.%d", j, i%250+1)
 			if real {
 				addr = "10.250.0.2"
 			}
-			s.Endpoints = append(s.Endpoints, discovery.Endpoint{Addresses: []string{addr}, Conditions: discovery.EndpointConditions{Ready: ptrTo(true)}})
+			addEndpoint(s, addr)
 		}
 		in.Slices = append(in.Slices, s)
 	}
 	return in
+}
+
+// httpService is a ClusterIP Service with one port, http 80 → 8080/TCP
+// (clusterIP "" for the API server to allocate).
+func httpService(ns, name, clusterIP string) *v1.Service {
+	return &v1.Service{
+		ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: name},
+		Spec: v1.ServiceSpec{Type: v1.ServiceTypeClusterIP, ClusterIP: clusterIP,
+			Ports: []v1.ServicePort{{Name: "http", Protocol: v1.ProtocolTCP, Port: 80, TargetPort: intstr.FromInt32(8080)}}},
+	}
+}
+
+// httpSlice is httpService's slice <name>-1, with port http 8080/TCP and
+// no endpoints yet.
+func httpSlice(ns, name string) *discovery.EndpointSlice {
+	return &discovery.EndpointSlice{
+		ObjectMeta:  metav1.ObjectMeta{Namespace: ns, Name: name + "-1", Labels: map[string]string{discovery.LabelServiceName: name}},
+		AddressType: discovery.AddressTypeIPv4,
+		Ports:       []discovery.EndpointPort{{Name: ptrTo("http"), Protocol: ptrTo(v1.ProtocolTCP), Port: ptrTo(int32(8080))}},
+	}
+}
+
+// addEndpoint adds a ready endpoint at addr to s.
+func addEndpoint(s *discovery.EndpointSlice, addr string) {
+	s.Endpoints = append(s.Endpoints, discovery.Endpoint{Addresses: []string{addr}, Conditions: discovery.EndpointConditions{Ready: ptrTo(true)}})
 }
 
 func ptrTo[T any](v T) *T { return &v }

@@ -14,7 +14,6 @@ import (
 	v1 "k8s.io/api/core/v1"
 	discovery "k8s.io/api/discovery/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/apimachinery/pkg/util/intstr"
 	"k8s.io/client-go/kubernetes"
 
 	"kite/internal/proxy"
@@ -164,29 +163,17 @@ func BenchmarkProxyChurn(b *testing.B) {
 	t.print()
 }
 
-func churnService(i int) *v1.Service {
-	return &v1.Service{
-		ObjectMeta: metav1.ObjectMeta{Namespace: churnNS, Name: fmt.Sprintf("svc-%04d", i)},
-		Spec: v1.ServiceSpec{Type: v1.ServiceTypeClusterIP,
-			Ports: []v1.ServicePort{{Name: "http", Protocol: v1.ProtocolTCP, Port: 80, TargetPort: intstr.FromInt32(8080)}}},
-	}
-}
+func churnService(i int) *v1.Service { return httpService(churnNS, fmt.Sprintf("svc-%04d", i), "") }
 
 // churnSlice is Service i's slice with n endpoints (variant v of their
 // addresses) and trigger time at. Endpoints are in 10.244.0.0/16 and never
 // sent to.
 func churnSlice(i, v, n int, at time.Time) *discovery.EndpointSlice {
-	name := fmt.Sprintf("svc-%04d", i)
-	s := &discovery.EndpointSlice{
-		ObjectMeta: metav1.ObjectMeta{Namespace: churnNS, Name: name + "-1",
-			Labels:      map[string]string{discovery.LabelServiceName: name, discovery.LabelManagedBy: "bench"},
-			Annotations: map[string]string{v1.EndpointsLastChangeTriggerTime: at.UTC().Format(time.RFC3339Nano)}},
-		AddressType: discovery.AddressTypeIPv4,
-		Ports:       []discovery.EndpointPort{{Name: ptrTo("http"), Protocol: ptrTo(v1.ProtocolTCP), Port: ptrTo(int32(8080))}},
-	}
+	s := httpSlice(churnNS, fmt.Sprintf("svc-%04d", i))
+	s.Labels[discovery.LabelManagedBy] = "bench"
+	s.Annotations = map[string]string{v1.EndpointsLastChangeTriggerTime: at.UTC().Format(time.RFC3339Nano)}
 	for j := range n {
-		addr := fmt.Sprintf("10.244.%d.%d", (i/250)*4+j, i%250+1+v)
-		s.Endpoints = append(s.Endpoints, discovery.Endpoint{Addresses: []string{addr}, Conditions: discovery.EndpointConditions{Ready: ptrTo(true)}})
+		addEndpoint(s, fmt.Sprintf("10.244.%d.%d", (i/250)*4+j, i%250+1+v))
 	}
 	return s
 }

@@ -1,6 +1,7 @@
 package proxy
 
 import (
+	"cmp"
 	"fmt"
 	"net/netip"
 
@@ -62,8 +63,10 @@ func staleUDPTargets(prev, cur *Model, cfg Config, all bool, only []ServiceKey) 
 	// Both Models' ports are sorted by key: walk them side by side (no
 	// per-sync map of every port), or only the changed Services' ports.
 	portPairs(prev, cur, only, func(p, c *ServicePort) {
+		if cmp.Or(p, c).Key.Protocol != v1.ProtocolUDP {
+			return // p and c, when both there, have the same key
+		}
 		switch {
-		case (p != nil && p.Key.Protocol != v1.ProtocolUDP) || (p == nil && c.Key.Protocol != v1.ProtocolUDP):
 		case c == nil:
 			add(p, nil) // the port is gone: nothing is allowed
 		case p == nil:

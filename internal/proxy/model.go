@@ -304,6 +304,11 @@ func compareServiceKeys(a, b ServiceKey) int {
 	return cmp.Or(cmp.Compare(a.Namespace, b.Namespace), cmp.Compare(a.Name, b.Name))
 }
 
+// sortedServiceKeys is keys sorted, each once (keys is not modified).
+func sortedServiceKeys(keys []ServiceKey) []ServiceKey {
+	return slices.Compact(slices.SortedFunc(slices.Values(keys), compareServiceKeys))
+}
+
 // servicePortRange is where a Service's ports sit in Ports (sorted by
 // key, so they are contiguous): Ports[lo:hi], empty when it has none.
 func (m *Model) servicePortRange(k ServiceKey) (lo, hi int) {
@@ -326,7 +331,7 @@ func (m *Model) servicePortRange(k ServiceKey) (lo, hi int) {
 // changes every port: use BuildModel).
 func UpdateModel(prev *Model, in ModelInput, changed []ServiceKey) *Model {
 	fresh := BuildModel(in)
-	keys := slices.Compact(slices.SortedFunc(slices.Values(changed), compareServiceKeys))
+	keys := sortedServiceKeys(changed)
 	m := &Model{ClusterCIDR: prev.ClusterCIDR, Ports: make([]ServicePort, 0, len(prev.Ports)+len(fresh.Ports))}
 	// A Service's ports are contiguous in both Models, and its new ports
 	// go where its old ones were: copy prev between the changed ranges.

@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"slices"
 	"strings"
 
 	"sigs.k8s.io/knftables"
@@ -178,7 +177,7 @@ func portPairs(prev, m *Model, only []ServiceKey, f func(old, cur *ServicePort))
 		walkPortPairs(prev.Ports, m.Ports, f)
 		return
 	}
-	for _, k := range slices.Compact(slices.SortedFunc(slices.Values(only), compareServiceKeys)) {
+	for _, k := range sortedServiceKeys(only) {
 		plo, phi := prev.servicePortRange(k)
 		mlo, mhi := m.servicePortRange(k)
 		walkPortPairs(prev.Ports[plo:phi], m.Ports[mlo:mhi], f)

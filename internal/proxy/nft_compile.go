@@ -125,16 +125,6 @@ func (c *ruleCompiler) compile(rule string) (*nftCompiled, error) {
 				return nil, fmt.Errorf("rule %q: %w", rule, err)
 			}
 			add(e...)
-		case t.peek(0) == "numgen" && t.peek(4) == "==":
-			// numgen random mod N == V: a coin of 1/N.
-			n, err1 := strconv.ParseUint(t.peek(3), 10, 32)
-			v, err2 := strconv.ParseUint(t.peek(5), 10, 32)
-			if t.peek(1) != "random" || t.peek(2) != "mod" || err1 != nil || err2 != nil {
-				return nil, fmt.Errorf("rule %q: bad numgen match", rule)
-			}
-			t.i += 6
-			add(&expr.Numgen{Register: reg1, Modulus: uint32(n), Type: unix.NFT_NG_RANDOM},
-				&expr.Cmp{Op: expr.CmpOpEq, Register: reg1, Data: native32(uint32(v))})
 		case t.accept("ct", "state", "new"):
 			add(ctBits(expr.CtKeySTATE, 0x8)...)
 		case t.accept("ct", "status", "dnat"):
@@ -181,18 +171,15 @@ func (c *ruleCompiler) compile(rule string) (*nftCompiled, error) {
 // statement compiles the rule's final statement or verdict.
 func (c *ruleCompiler) statement(t *tokens, out *nftCompiled) ([]expr.Any, error) {
 	switch w := t.next(); w {
-	case "jump", "goto":
-		kind := expr.VerdictJump
-		if w == "goto" {
-			kind = expr.VerdictGoto
+	case "jump", "goto", "drop", "accept", "return":
+		if w == "jump" || w == "goto" {
+			w += " " + t.next()
 		}
-		return []expr.Any{&expr.Verdict{Kind: kind, Chain: t.next()}}, nil
-	case "drop":
-		return []expr.Any{&expr.Verdict{Kind: expr.VerdictDrop}}, nil
-	case "accept":
-		return []expr.Any{&expr.Verdict{Kind: expr.VerdictAccept}}, nil
-	case "return":
-		return []expr.Any{&expr.Verdict{Kind: expr.VerdictReturn}}, nil
+		v, err := parseVerdict(w)
+		if err != nil {
+			return nil, err
+		}
+		return []expr.Any{v}, nil
 	case "masquerade":
 		return []expr.Any{&expr.Masq{FullyRandom: t.accept("fully-random")}}, nil
 	case "reject":

@@ -350,9 +350,7 @@ func encodeElement(s *nftables.Set, key, value string) (nftables.SetElement, err
 			e.Key = append(e.Key, byte(port>>8), byte(port), 0, 0)
 		}
 	}
-	if s.KeyType.Bytes == 4 && len(e.Key) == 4 {
-		// a plain ipv4_addr key
-	} else if uint32(len(e.Key)) != s.KeyType.Bytes {
+	if uint32(len(e.Key)) != s.KeyType.Bytes {
 		return e, fmt.Errorf("key of %d bytes for type %s", len(e.Key), s.KeyType.Name)
 	}
 	if s.IsMap && value != "" {

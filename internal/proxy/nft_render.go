@@ -448,24 +448,7 @@ func renderNFTPort(s *nftState, sp *ServicePort, m *Model, slots *nftSlots) erro
 		set := nftAffinitySet(k, ep.Addr, sp.AffinitySeconds)
 		s.affinity[set] = sp.AffinitySeconds
 		s.add(chain, "update @"+set+" { ip saddr }")
-		s.add(chain, nftDNATRules(proto, []Endpoint{ep})...)
+		s.add(chain, "meta l4proto "+proto+" dnat to "+ep.Addr.String())
 	}
 	return err
-}
-
-// nftDNATRules pick one of eps with probability 1/n each and DNAT to it,
-// the way iptables' statistic cascade does: rule i matches 1/(n-i) of
-// what reaches it (the last one all of it). Only an affinity service's
-// endpoint chains use it now (n = 1); other chains DNAT through their
-// block of an endpoint map.
-func nftDNATRules(proto string, eps []Endpoint) []string {
-	rules := make([]string, len(eps))
-	for i, ep := range eps {
-		var match string
-		if left := len(eps) - i; left > 1 {
-			match = "numgen random mod " + strconv.Itoa(left) + " == 0 "
-		}
-		rules[i] = match + "meta l4proto " + proto + " dnat to " + ep.Addr.String()
-	}
-	return rules
 }

@@ -141,15 +141,7 @@ func (tr *nftTracer) rule(rule string, s traceState) []traceState {
 		rest := strings.Join(tok[i:], " ")
 		switch {
 		case strings.HasPrefix(rest, "ip saddr . ip daddr @"):
-			set := tr.table.Sets[strings.TrimPrefix(tok[i+5], "@")]
-			if set == nil {
-				tr.t.Fatalf("trace: no set %q", tok[i+5])
-			}
-			found := false
-			for _, e := range set.Elements {
-				found = found || slices.Equal(e.Key, []string{p.src.String(), p.dst.String()})
-			}
-			if !found {
+			if !tr.inSet(tok[i+5], p.src.String(), p.dst.String()) {
 				return []traceState{s}
 			}
 			i += 6
@@ -158,23 +150,11 @@ func (tr *nftTracer) rule(rule string, s traceState) []traceState {
 				return []traceState{s}
 			}
 			i += 3
-		case strings.HasPrefix(rest, "numgen random mod ") && tok[i+4] == "==":
-			// A coin: both sides happen.
-			return append([]traceState{s}, tr.rule(strings.Join(tok[i+6:], " "), s)...)
 		case strings.HasPrefix(rest, "ip daddr . meta l4proto . th dport vmap @"):
 			key := p.dst.String() + " . " + p.proto + " . " + strconv.Itoa(int(p.dport))
 			return tr.lookup(strings.TrimPrefix(tok[i+9], "@"), key, s)
 		case strings.HasPrefix(rest, "ip daddr . meta l4proto . th dport @"):
-			set := tr.table.Sets[strings.TrimPrefix(tok[i+8], "@")]
-			if set == nil {
-				tr.t.Fatalf("trace: no set %q", tok[i+8])
-			}
-			key := []string{p.dst.String(), p.proto, strconv.Itoa(int(p.dport))}
-			found := false
-			for _, e := range set.Elements {
-				found = found || slices.Equal(e.Key, key)
-			}
-			if !found {
+			if !tr.inSet(tok[i+8], p.dst.String(), p.proto, strconv.Itoa(int(p.dport))) {
 				return []traceState{s}
 			}
 			i += 9
@@ -307,6 +287,15 @@ func (tr *nftTracer) blockDNAT(f []string, s traceState) []traceState {
 		out = append(out, tr.verdict("dnat to "+ip+":"+port, s)...)
 	}
 	return out
+}
+
+// inSet reports whether the set a rule names ("@name") holds key.
+func (tr *nftTracer) inSet(ref string, key ...string) bool {
+	set := tr.table.Sets[strings.TrimPrefix(ref, "@")]
+	if set == nil {
+		tr.t.Fatalf("trace: no set %q", ref)
+	}
+	return slices.ContainsFunc(set.Elements, func(e *knftables.Element) bool { return slices.Equal(e.Key, key) })
 }
 
 func (tr *nftTracer) in(a netip.Addr, val string) bool {
