@@ -10,8 +10,6 @@ import (
 	"github.com/spf13/cobra"
 	"k8s.io/apimachinery/pkg/api/resource"
 	"k8s.io/client-go/kubernetes"
-	"k8s.io/client-go/rest"
-	"k8s.io/client-go/tools/clientcmd"
 
 	"kite/internal/agent"
 	"kite/internal/lb/l2"
@@ -85,14 +83,9 @@ func newAgentCommand() *cobra.Command {
 
 // newSpeaker is the L2 speaker of --lb-mode l2, with a client of its own.
 func newSpeaker(cfg agent.Config, sc l2.Config) (*l2.Speaker, error) {
-	var rc *rest.Config
-	if cfg.Kubeconfig != "" {
-		var err error
-		if rc, err = clientcmd.BuildConfigFromFlags("", cfg.Kubeconfig); err != nil {
-			return nil, fmt.Errorf("kubeconfig %s: %w", cfg.Kubeconfig, err)
-		}
-	} else {
-		rc = &rest.Config{Host: cfg.Server, BearerToken: cfg.Token, TLSClientConfig: rest.TLSClientConfig{CAFile: cfg.CAFile}}
+	rc, err := agent.RESTConfig(cfg)
+	if err != nil {
+		return nil, err
 	}
 	rc.UserAgent = "kite-agent-l2"
 	client, err := kubernetes.NewForConfig(rc)
