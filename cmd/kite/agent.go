@@ -19,7 +19,7 @@ func newAgentCommand() *cobra.Command {
 	var cfg agent.Config
 	var lbMode string
 	var speaker l2.Config
-	logMaxSize := "10Mi"
+	logMaxSize := resource.NewQuantity(agent.DefaultContainerLogMaxSize, resource.BinarySI).String()
 	cmd := &cobra.Command{
 		Use:   "agent",
 		Short: "Run one node: register it, keep its network, run its pods",
@@ -77,7 +77,7 @@ func newAgentCommand() *cobra.Command {
 	f.IntVar(&cfg.ContainerLogMaxFiles, "container-log-max-files", agent.DefaultContainerLogMaxFiles, "most log files kept per container, the current one included (at least 2)")
 	f.IntVar(&cfg.ImageGCHighThreshold, "image-gc-high-threshold", agent.DefaultImageGCHighThreshold, "percent usage of the image store's file system above which unused images are removed (100: never)")
 	f.IntVar(&cfg.ImageGCLowThreshold, "image-gc-low-threshold", agent.DefaultImageGCLowThreshold, "percent usage image garbage collection brings the image store's file system down to")
-	f.DurationVar(&cfg.ImageMinimumGCAge, "minimum-image-ttl-duration", 2*time.Minute, "an image used more recently than this is never removed by image garbage collection")
+	f.DurationVar(&cfg.ImageMinimumGCAge, "minimum-image-ttl-duration", agent.DefaultImageMinimumGCAge, "an image used more recently than this is never removed by image garbage collection")
 	return cmd
 }
 
