@@ -10,8 +10,6 @@ import (
 	"github.com/spf13/cobra"
 	"k8s.io/apimachinery/pkg/api/resource"
 	"k8s.io/client-go/kubernetes"
-	"k8s.io/client-go/rest"
-	"k8s.io/client-go/tools/clientcmd"
 
 	"kite/internal/agent"
 	"kite/internal/lb/l2"
@@ -21,7 +19,7 @@ func newAgentCommand() *cobra.Command {
 	var cfg agent.Config
 	var lbMode string
 	var speaker l2.Config
-	logMaxSize := "10Mi"
+	logMaxSize := resource.NewQuantity(agent.DefaultContainerLogMaxSize, resource.BinarySI).String()
 	cmd := &cobra.Command{
 		Use:   "agent",
 		Short: "Run one node: register it, keep its network, run its pods",
@@ -79,20 +77,15 @@ func newAgentCommand() *cobra.Command {
 	f.IntVar(&cfg.ContainerLogMaxFiles, "container-log-max-files", agent.DefaultContainerLogMaxFiles, "most log files kept per container, the current one included (at least 2)")
 	f.IntVar(&cfg.ImageGCHighThreshold, "image-gc-high-threshold", agent.DefaultImageGCHighThreshold, "percent usage of the image store's file system above which unused images are removed (100: never)")
 	f.IntVar(&cfg.ImageGCLowThreshold, "image-gc-low-threshold", agent.DefaultImageGCLowThreshold, "percent usage image garbage collection brings the image store's file system down to")
-	f.DurationVar(&cfg.ImageMinimumGCAge, "minimum-image-ttl-duration", 2*time.Minute, "an image used more recently than this is never removed by image garbage collection")
+	f.DurationVar(&cfg.ImageMinimumGCAge, "minimum-image-ttl-duration", agent.DefaultImageMinimumGCAge, "an image used more recently than this is never removed by image garbage collection")
 	return cmd
 }
 
 // newSpeaker is the L2 speaker of --lb-mode l2, with a client of its own.
 func newSpeaker(cfg agent.Config, sc l2.Config) (*l2.Speaker, error) {
-	var rc *rest.Config
-	if cfg.Kubeconfig != "" {
-		var err error
-		if rc, err = clientcmd.BuildConfigFromFlags("", cfg.Kubeconfig); err != nil {
-			return nil, fmt.Errorf("kubeconfig %s: %w", cfg.Kubeconfig, err)
-		}
-	} else {
-		rc = &rest.Config{Host: cfg.Server, BearerToken: cfg.Token, TLSClientConfig: rest.TLSClientConfig{CAFile: cfg.CAFile}}
+	rc, err := agent.RESTConfig(cfg)
+	if err != nil {
+		return nil, err
 	}
 	rc.UserAgent = "kite-agent-l2"
 	client, err := kubernetes.NewForConfig(rc)

@@ -70,7 +70,7 @@ func New(cfg Config) (*Agent, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
-	rc, err := restConfig(cfg)
+	rc, err := RESTConfig(cfg)
 	if err != nil {
 		return nil, err
 	}
@@ -127,7 +127,9 @@ func (a *Agent) podDefaults() error {
 	return nil
 }
 
-func restConfig(cfg Config) (*rest.Config, error) {
+// RESTConfig is the client configuration of cfg's API server: from
+// Kubeconfig when set, else Server, Token and CAFile.
+func RESTConfig(cfg Config) (*rest.Config, error) {
 	if cfg.Kubeconfig != "" {
 		rc, err := clientcmd.BuildConfigFromFlags("", cfg.Kubeconfig)
 		if err != nil {

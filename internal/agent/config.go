@@ -177,7 +177,7 @@ func (c *Config) Defaults() {
 		c.ImageGCPeriod = defaultImageGCPeriod
 	}
 	if c.ImageMinimumGCAge == 0 {
-		c.ImageMinimumGCAge = defaultImageMinimumGCAge
+		c.ImageMinimumGCAge = DefaultImageMinimumGCAge
 	}
 	if c.StatusFrequency == 0 {
 		c.StatusFrequency = 5 * time.Minute

@@ -32,7 +32,7 @@ const (
 	DefaultImageGCHighThreshold = 85
 	DefaultImageGCLowThreshold  = 80
 	defaultImageGCPeriod        = 5 * time.Minute
-	defaultImageMinimumGCAge    = 2 * time.Minute
+	DefaultImageMinimumGCAge    = 2 * time.Minute
 )
 
 // imageGCStore is what image garbage collection needs of the store;

@@ -73,16 +73,7 @@ func TestWriteLog(t *testing.T) {
 // once the container stopped and the file is drained.
 func TestWriteLogFollow(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "0.log")
-	if err := os.WriteFile(path, []byte("2026-11-25T10:00:00.000000000Z stdout F first\n"), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	var running atomic.Bool
-	running.Store(true)
-	out := &lockedBuffer{}
-	done := make(chan error, 1)
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
-	go func() { done <- writeLog(ctx, path, logOptions{tail: -1, follow: true}, out, nil, running.Load) }()
+	ctx, out, running, done := followLog(t, path, "2026-11-25T10:00:00.000000000Z stdout F first\n")
 	f, err := os.OpenFile(path, os.O_APPEND|os.O_WRONLY, 0)
 	if err != nil {
 		t.Fatal(err)
@@ -95,6 +86,33 @@ func TestWriteLogFollow(t *testing.T) {
 	waitUntil(t, ctx, func() bool { return out.String() == "first\nsecond\n" })
 	f.WriteString("2026-11-25T10:00:02.000000000Z stdout F last\n")
 	running.Store(false)
+	waitFollowEnd(t, ctx, done)
+	if got := out.String(); got != "first\nsecond\nlast\n" {
+		t.Errorf("followed %q", got)
+	}
+}
+
+// followLog writes content to the log at path and follows it, as for a
+// running container, in a goroutine: it returns the deadline's context,
+// the output, the container's running flag and the follow's result.
+func followLog(t *testing.T, path, content string) (context.Context, *lockedBuffer, *atomic.Bool, <-chan error) {
+	t.Helper()
+	if err := os.WriteFile(path, []byte(content), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	running := &atomic.Bool{}
+	running.Store(true)
+	out := &lockedBuffer{}
+	done := make(chan error, 1)
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	t.Cleanup(cancel)
+	go func() { done <- writeLog(ctx, path, logOptions{tail: -1, follow: true}, out, nil, running.Load) }()
+	return ctx, out, running, done
+}
+
+// waitFollowEnd waits for a follow to end without error before ctx does.
+func waitFollowEnd(t *testing.T, ctx context.Context, done <-chan error) {
+	t.Helper()
 	select {
 	case err := <-done:
 		if err != nil {
@@ -102,9 +120,6 @@ func TestWriteLogFollow(t *testing.T) {
 		}
 	case <-ctx.Done():
 		t.Fatal("follow did not end after the container stopped")
-	}
-	if got := out.String(); got != "first\nsecond\nlast\n" {
-		t.Errorf("followed %q", got)
 	}
 }
 
@@ -140,16 +155,7 @@ func (b *lockedBuffer) String() string {
 // then the new file at the same path.
 func TestWriteLogFollowRotation(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "0.log")
-	if err := os.WriteFile(path, []byte("2026-11-25T10:00:00.000000000Z stdout F first\n"), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	var running atomic.Bool
-	running.Store(true)
-	out := &lockedBuffer{}
-	done := make(chan error, 1)
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
-	go func() { done <- writeLog(ctx, path, logOptions{tail: -1, follow: true}, out, nil, running.Load) }()
+	ctx, out, running, done := followLog(t, path, "2026-11-25T10:00:00.000000000Z stdout F first\n")
 	waitUntil(t, ctx, func() bool { return out.String() == "first\n" })
 
 	if err := os.Rename(path, path+".20261125-100001"); err != nil {
@@ -164,12 +170,5 @@ func TestWriteLogFollowRotation(t *testing.T) {
 	old.Close()
 	waitUntil(t, ctx, func() bool { return out.String() == "first\nlast in the old file\nin the new file\n" })
 	running.Store(false)
-	select {
-	case err := <-done:
-		if err != nil {
-			t.Fatal(err)
-		}
-	case <-ctx.Done():
-		t.Fatal("follow did not end after the container stopped")
-	}
+	waitFollowEnd(t, ctx, done)
 }

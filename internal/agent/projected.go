@@ -153,7 +153,7 @@ func downwardFiles(m *podManager, pod *corev1.Pod, items []corev1.DownwardAPIVol
 				v, err = podFieldValue(envInput{Pod: pod, PodIPs: ips, HostIP: m.cfg.NodeIP}, it.FieldRef.FieldPath)
 			}
 		case it.ResourceFieldRef != nil:
-			c := findContainer(pod, it.ResourceFieldRef.ContainerName)
+			c := podContainer(pod, it.ResourceFieldRef.ContainerName)
 			if c == nil {
 				return nil, fmt.Errorf("downwardAPI %s: no container %q", it.Path, it.ResourceFieldRef.ContainerName)
 			}
@@ -180,17 +180,6 @@ func formatMap(m map[string]string) string {
 		b.WriteString(k + "=" + strconv.Quote(m[k]))
 	}
 	return b.String()
-}
-
-func findContainer(pod *corev1.Pod, name string) *corev1.Container {
-	for _, list := range [][]corev1.Container{pod.Spec.Containers, pod.Spec.InitContainers} {
-		for i := range list {
-			if list[i].Name == name {
-				return &list[i]
-			}
-		}
-	}
-	return nil
 }
 
 // refreshVolumes keeps the pod's set-up projected and downwardAPI

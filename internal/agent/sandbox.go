@@ -247,7 +247,7 @@ func stopOrder(pod *corev1.Pod, insts map[string][]runtime.ContainerStatus) [][]
 			}
 			s := stopping{inst: inst}
 			if pod != nil {
-				s.spec = specOf(pod, name)
+				s.spec = podContainer(pod, name)
 			}
 			if inst.Labels[labelInit] == "true" {
 				sidecars = append(sidecars, s)
@@ -270,18 +270,6 @@ func stopOrder(pod *corev1.Pod, insts map[string][]runtime.ContainerStatus) [][]
 		groups = append(groups, g)
 	}
 	return groups
-}
-
-// specOf is the pod's init container or container of that name, or nil.
-func specOf(pod *corev1.Pod, name string) *corev1.Container {
-	for _, cs := range [][]corev1.Container{pod.Spec.InitContainers, pod.Spec.Containers} {
-		for i := range cs {
-			if cs[i].Name == name {
-				return &cs[i]
-			}
-		}
-	}
-	return nil
 }
 
 // stopGroup stops instances in parallel, each with grace.

@@ -95,7 +95,7 @@ func buildStatus(in statusInput) corev1.PodStatus {
 			st.ContainerStatuses[i].Ready = false
 		}
 		for i := range st.InitContainerStatuses {
-			if c := specOf(in.Pod, st.InitContainerStatuses[i].Name); c != nil && isSidecar(c) {
+			if c := podContainer(in.Pod, st.InitContainerStatuses[i].Name); c != nil && isSidecar(c) {
 				st.InitContainerStatuses[i].Ready = false
 			}
 		}

@@ -65,7 +65,7 @@ func (s *server) podByName(namespace, name string) (*corev1.Pod, *apierrors.Stat
 // instances returns a container's instances on this node, newest first,
 // after checking the pod has such a container.
 func (s *server) instances(ctx context.Context, pod *corev1.Pod, container string) ([]runtime.ContainerStatus, *apierrors.StatusError) {
-	if !hasContainer(pod, container) {
+	if podContainer(pod, container) == nil {
 		return nil, apierrors.NewBadRequest(fmt.Sprintf("container %s is not valid for pod %s", container, pod.Name))
 	}
 	all, err := s.m.rt.ListContainers(ctx)
@@ -81,8 +81,6 @@ func (s *server) instances(ctx context.Context, pod *corev1.Pod, container strin
 	sort.Slice(list, func(i, j int) bool { return attemptOf(&list[i]) > attemptOf(&list[j]) })
 	return list, nil
 }
-
-func hasContainer(pod *corev1.Pod, name string) bool { return podContainer(pod, name) != nil }
 
 // running finds the running instance of a container.
 func (s *server) running(ctx context.Context, namespace, name, container string) (*corev1.Pod, *runtime.ContainerStatus, *apierrors.StatusError) {

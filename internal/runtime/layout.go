@@ -29,7 +29,7 @@ const (
 	fileLog     = "container.log"
 	// fileAttach is the shim's attach socket and fileConsole the socket on
 	// which runc hands it a TTY container's terminal. Both are reached
-	// through /proc/<pid>/fd/<dir fd>/ (see attachPath), which keeps the
+	// through /proc/<pid>/fd/<dir fd>/ (see withDirPath), which keeps the
 	// address within a socket path's 108 bytes however deep Root is.
 	fileAttach  = "attach.sock"
 	fileConsole = "console.sock"
