@@ -18,6 +18,11 @@ type storeImages struct {
 
 	mu       sync.Mutex
 	builtins bool
+	// sharedKite memoises the store's SharedKite by image digest: the
+	// answer only changes when the built-ins are rebuilt, which this
+	// agent does once (ensureBuiltins), and asking re-reads the binary's
+	// status and the store's records — too much for every container start.
+	sharedKite map[string]string
 }
 
 func newStoreImages(store image.Interface) *storeImages { return &storeImages{store: store} }
@@ -80,8 +85,25 @@ func (s *storeImages) Ensure(ctx context.Context, req ImageRequest) (Image, erro
 	if len(img.RepoDigests) > 0 {
 		out.ID = img.RepoDigests[0]
 	}
-	if sk, ok := s.store.(interface{ SharedKite(digest string) string }); ok {
-		out.SharedKite = sk.SharedKite(img.Digest)
-	}
+	out.SharedKite = s.sharedKiteOf(img.Digest)
 	return out, nil
+}
+
+// sharedKiteOf is the store's SharedKite for digest, asked once.
+func (s *storeImages) sharedKiteOf(digest string) string {
+	sk, ok := s.store.(interface{ SharedKite(digest string) string })
+	if !ok {
+		return ""
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if p, ok := s.sharedKite[digest]; ok {
+		return p
+	}
+	if s.sharedKite == nil {
+		s.sharedKite = map[string]string{}
+	}
+	p := sk.SharedKite(digest)
+	s.sharedKite[digest] = p
+	return p
 }
