@@ -208,7 +208,7 @@ func AddNode(ctx context.Context, cfg Config, name string) error {
 		fmt.Fprintf(p.w, "Node %s is starting; `kubectl get nodes` shows it once it is Ready.\n", n.Name)
 		return nil
 	}
-	client, err := hostClient(cl)
+	client, err := hostClient(cl, 10*time.Second)
 	if err != nil {
 		return err
 	}
@@ -305,7 +305,7 @@ func RemoveNode(ctx context.Context, cfg Config, name string) error {
 	out := cfg.Out
 	note := func(format string, args ...any) { fmt.Fprintf(out, " ✓ "+format+"\n", args...) }
 	fmt.Fprintf(out, "Removing node %s (%s) from cluster %q\n", n.Name, n.IP, cl.Name)
-	client, err := hostClient(cl)
+	client, err := hostClient(cl, 10*time.Second)
 	if err != nil {
 		return err
 	}
@@ -462,12 +462,12 @@ func reloadSupervisor(cl *Cluster) error {
 }
 
 // hostClient is a client of the cluster's API with the host's admin
-// kubeconfig.
-func hostClient(cl *Cluster) (kubernetes.Interface, error) {
+// kubeconfig, each request bounded by timeout (0: unbounded).
+func hostClient(cl *Cluster, timeout time.Duration) (kubernetes.Interface, error) {
 	rc, err := clientcmd.BuildConfigFromFlags("", cl.hostKubeconfig())
 	if err != nil {
 		return nil, fmt.Errorf("the cluster's admin kubeconfig: %w", err)
 	}
-	rc.Timeout = 10 * time.Second
+	rc.Timeout = timeout
 	return kubernetes.NewForConfig(rc)
 }

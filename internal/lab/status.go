@@ -9,8 +9,6 @@ import (
 	"time"
 
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/client-go/kubernetes"
-	"k8s.io/client-go/tools/clientcmd"
 
 	"kite/internal/version"
 )
@@ -77,12 +75,7 @@ func Status(ctx context.Context, cfg Config, out io.Writer) error {
 // condition.
 func nodeFacts(ctx context.Context, cl *Cluster) (podCIDRs, ready map[string]string, err error) {
 	podCIDRs, ready = map[string]string{}, map[string]string{}
-	rc, err := clientcmd.BuildConfigFromFlags("", cl.hostKubeconfig())
-	if err != nil {
-		return podCIDRs, ready, err
-	}
-	rc.Timeout = statusTimeout
-	client, err := kubernetes.NewForConfig(rc)
+	client, err := hostClient(cl, statusTimeout)
 	if err != nil {
 		return podCIDRs, ready, err
 	}
