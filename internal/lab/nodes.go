@@ -276,8 +276,9 @@ func makeNode(ctx context.Context, cl *Cluster, n Node, p *progress) (err error)
 	}
 	var r procRecord
 	if err := poll(ctx, cl, time.Now().Add(agentStopTimeout), 10*time.Millisecond, func() (bool, error) {
-		r, err = readProcRecord(cl.childRecord(n.Name, "agent"))
-		return err == nil && r.alive(), nil
+		var ok bool
+		r, ok = cl.running(n.Name, "agent")
+		return ok, nil
 	}); err != nil {
 		return fmt.Errorf("node %s: the supervisor did not start its agent: %w; see %s", n.Name, err, filepath.Join(cl.logDir(), "supervisor.log"))
 	}
@@ -410,7 +411,7 @@ func forgetNode(ctx context.Context, cl *Cluster, n Node) error {
 		}
 	}
 	var victims []procRecord
-	if r, err := readProcRecord(record); err == nil && r.alive() {
+	if r, ok := cl.running(n.Name, "agent"); ok {
 		victims = append(victims, r)
 	}
 	if err := killAll(append(victims, processesIn(nss)...), 5*time.Second); err != nil {

@@ -61,7 +61,7 @@ func Status(ctx context.Context, cfg Config, out io.Writer) error {
 	}
 	tw.Flush()
 	sup := "not running (`kite up` starts it)"
-	if r, err := readProcRecord(cl.supervisorRecord()); err == nil && r.alive() {
+	if r, ok := cl.supervisor(); ok {
 		sup = fmt.Sprintf("running (pid %d)", r.PID)
 	}
 	fmt.Fprintf(out, "\nsupervisor %s; logs in %s\n", sup, cl.logDir())
@@ -98,7 +98,7 @@ func nodeFacts(ctx context.Context, cl *Cluster) (podCIDRs, ready map[string]str
 
 // procState says whether a supervised process runs.
 func procState(cl *Cluster, node, role string) string {
-	if r, err := readProcRecord(cl.childRecord(node, role)); err == nil && r.alive() {
+	if r, ok := cl.running(node, role); ok {
 		return fmt.Sprintf("pid %d", r.PID)
 	}
 	return "stopped"
