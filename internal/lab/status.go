@@ -8,6 +8,7 @@ import (
 	"text/tabwriter"
 	"time"
 
+	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	"kite/internal/version"
@@ -88,7 +89,7 @@ func nodeFacts(ctx context.Context, cl *Cluster) (podCIDRs, ready map[string]str
 	for _, n := range nodes.Items {
 		podCIDRs[n.Name] = n.Spec.PodCIDR
 		for _, c := range n.Status.Conditions {
-			if c.Type == "Ready" {
+			if c.Type == corev1.NodeReady {
 				ready[n.Name] = string(c.Status)
 			}
 		}
