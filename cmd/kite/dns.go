@@ -23,7 +23,7 @@ func newDNSCommand() *cobra.Command {
 			if err := cfg.Validate(); err != nil {
 				return err
 			}
-			rc, err := dnsRestConfig(kubeconfig)
+			rc, err := restConfig(kubeconfig)
 			if err != nil {
 				return err
 			}
@@ -53,7 +53,9 @@ func newDNSCommand() *cobra.Command {
 	return cmd
 }
 
-func dnsRestConfig(kubeconfig string) (*rest.Config, error) {
+// restConfig is the client configuration of --kubeconfig, or of the pod's
+// service account when it is empty.
+func restConfig(kubeconfig string) (*rest.Config, error) {
 	if kubeconfig != "" {
 		rc, err := clientcmd.BuildConfigFromFlags("", kubeconfig)
 		if err != nil {

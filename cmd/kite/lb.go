@@ -5,7 +5,6 @@ import (
 
 	"github.com/spf13/cobra"
 	"k8s.io/client-go/kubernetes"
-	"k8s.io/client-go/tools/clientcmd"
 
 	"kite/internal/controller/lbipam"
 	"kite/internal/lb"
@@ -31,9 +30,9 @@ func newLBCommand() *cobra.Command {
 				}
 				cfg.Pool = p.Prefixes()
 			}
-			rc, err := clientcmd.BuildConfigFromFlags("", kubeconfig)
+			rc, err := restConfig(kubeconfig)
 			if err != nil {
-				return fmt.Errorf("kubeconfig %s: %w", kubeconfig, err)
+				return err
 			}
 			rc.UserAgent = "kite-lb"
 			client, err := kubernetes.NewForConfig(rc)

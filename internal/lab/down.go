@@ -96,7 +96,7 @@ func teardown(ctx context.Context, cl *Cluster, out io.Writer) error {
 	var kite []procRecord
 	for _, n := range cl.netNamespaces() {
 		for _, role := range []string{"server", "agent", "lb"} {
-			if r, err := readProcRecord(cl.childRecord(n.Name, role)); err == nil && r.alive() {
+			if r, ok := cl.running(n.Name, role); ok {
 				kite = append(kite, r)
 			}
 		}

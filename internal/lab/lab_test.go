@@ -307,12 +307,10 @@ func TestLab(t *testing.T) {
 		}
 	}
 	cl, err := loadCluster(cfg.StateDir)
-	if err == nil {
-		scope.adopt(cl)
-	}
 	if err != nil {
 		t.Fatal(err)
 	}
+	scope.adopt(cl)
 	underlay := netip.MustParsePrefix(cl.Underlay)
 
 	t.Run("nodes from the host", func(t *testing.T) {

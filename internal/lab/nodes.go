@@ -208,7 +208,7 @@ func AddNode(ctx context.Context, cfg Config, name string) error {
 		fmt.Fprintf(p.w, "Node %s is starting; `kubectl get nodes` shows it once it is Ready.\n", n.Name)
 		return nil
 	}
-	client, err := hostClient(cl)
+	client, err := hostClient(cl, 10*time.Second)
 	if err != nil {
 		return err
 	}
@@ -276,8 +276,9 @@ func makeNode(ctx context.Context, cl *Cluster, n Node, p *progress) (err error)
 	}
 	var r procRecord
 	if err := poll(ctx, cl, time.Now().Add(agentStopTimeout), 10*time.Millisecond, func() (bool, error) {
-		r, err = readProcRecord(cl.childRecord(n.Name, "agent"))
-		return err == nil && r.alive(), nil
+		var ok bool
+		r, ok = cl.running(n.Name, "agent")
+		return ok, nil
 	}); err != nil {
 		return fmt.Errorf("node %s: the supervisor did not start its agent: %w; see %s", n.Name, err, filepath.Join(cl.logDir(), "supervisor.log"))
 	}
@@ -305,7 +306,7 @@ func RemoveNode(ctx context.Context, cfg Config, name string) error {
 	out := cfg.Out
 	note := func(format string, args ...any) { fmt.Fprintf(out, " ✓ "+format+"\n", args...) }
 	fmt.Fprintf(out, "Removing node %s (%s) from cluster %q\n", n.Name, n.IP, cl.Name)
-	client, err := hostClient(cl)
+	client, err := hostClient(cl, 10*time.Second)
 	if err != nil {
 		return err
 	}
@@ -410,7 +411,7 @@ func forgetNode(ctx context.Context, cl *Cluster, n Node) error {
 		}
 	}
 	var victims []procRecord
-	if r, err := readProcRecord(record); err == nil && r.alive() {
+	if r, ok := cl.running(n.Name, "agent"); ok {
 		victims = append(victims, r)
 	}
 	if err := killAll(append(victims, processesIn(nss)...), 5*time.Second); err != nil {
@@ -462,12 +463,12 @@ func reloadSupervisor(cl *Cluster) error {
 }
 
 // hostClient is a client of the cluster's API with the host's admin
-// kubeconfig.
-func hostClient(cl *Cluster) (kubernetes.Interface, error) {
+// kubeconfig, each request bounded by timeout (0: unbounded).
+func hostClient(cl *Cluster, timeout time.Duration) (kubernetes.Interface, error) {
 	rc, err := clientcmd.BuildConfigFromFlags("", cl.hostKubeconfig())
 	if err != nil {
 		return nil, fmt.Errorf("the cluster's admin kubeconfig: %w", err)
 	}
-	rc.Timeout = 10 * time.Second
+	rc.Timeout = timeout
 	return kubernetes.NewForConfig(rc)
 }

@@ -10,7 +10,6 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/kubernetes"
-	"k8s.io/client-go/tools/clientcmd"
 	"k8s.io/klog/v2"
 )
 
@@ -28,12 +27,7 @@ const podRoutesInterval = time.Second
 // not a node joins the pod network), until ctx ends.
 func syncPodRoutes(ctx context.Context, cl *Cluster) {
 	log := klog.FromContext(ctx).WithName("pod-routes")
-	rc, err := clientcmd.BuildConfigFromFlags("", cl.hostKubeconfig())
-	if err != nil {
-		log.Error(err, "kubeconfig")
-		return
-	}
-	client, err := kubernetes.NewForConfig(rc)
+	client, err := hostClient(cl, 0)
 	if err != nil {
 		log.Error(err, "client")
 		return

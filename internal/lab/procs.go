@@ -91,6 +91,12 @@ func (cl *Cluster) supervisor() (procRecord, bool) {
 	return r, err == nil && r.alive()
 }
 
+// running returns the record of a supervised process, if it runs.
+func (cl *Cluster) running(node, role string) (procRecord, bool) {
+	r, err := readProcRecord(cl.childRecord(node, role))
+	return r, err == nil && r.alive()
+}
+
 // stopProcess sends SIGTERM, waits up to grace for the process to go,
 // then sends SIGKILL and waits a little more.
 func stopProcess(r procRecord, grace time.Duration) error {

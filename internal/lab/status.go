@@ -8,9 +8,8 @@ import (
 	"text/tabwriter"
 	"time"
 
+	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/client-go/kubernetes"
-	"k8s.io/client-go/tools/clientcmd"
 
 	"kite/internal/version"
 )
@@ -63,7 +62,7 @@ func Status(ctx context.Context, cfg Config, out io.Writer) error {
 	}
 	tw.Flush()
 	sup := "not running (`kite up` starts it)"
-	if r, err := readProcRecord(cl.supervisorRecord()); err == nil && r.alive() {
+	if r, ok := cl.supervisor(); ok {
 		sup = fmt.Sprintf("running (pid %d)", r.PID)
 	}
 	fmt.Fprintf(out, "\nsupervisor %s; logs in %s\n", sup, cl.logDir())
@@ -77,12 +76,7 @@ func Status(ctx context.Context, cfg Config, out io.Writer) error {
 // condition.
 func nodeFacts(ctx context.Context, cl *Cluster) (podCIDRs, ready map[string]string, err error) {
 	podCIDRs, ready = map[string]string{}, map[string]string{}
-	rc, err := clientcmd.BuildConfigFromFlags("", cl.hostKubeconfig())
-	if err != nil {
-		return podCIDRs, ready, err
-	}
-	rc.Timeout = statusTimeout
-	client, err := kubernetes.NewForConfig(rc)
+	client, err := hostClient(cl, statusTimeout)
 	if err != nil {
 		return podCIDRs, ready, err
 	}
@@ -95,7 +89,7 @@ func nodeFacts(ctx context.Context, cl *Cluster) (podCIDRs, ready map[string]str
 	for _, n := range nodes.Items {
 		podCIDRs[n.Name] = n.Spec.PodCIDR
 		for _, c := range n.Status.Conditions {
-			if c.Type == "Ready" {
+			if c.Type == corev1.NodeReady {
 				ready[n.Name] = string(c.Status)
 			}
 		}
@@ -105,7 +99,7 @@ func nodeFacts(ctx context.Context, cl *Cluster) (podCIDRs, ready map[string]str
 
 // procState says whether a supervised process runs.
 func procState(cl *Cluster, node, role string) string {
-	if r, err := readProcRecord(cl.childRecord(node, role)); err == nil && r.alive() {
+	if r, ok := cl.running(node, role); ok {
 		return fmt.Sprintf("pid %d", r.PID)
 	}
 	return "stopped"

@@ -11,8 +11,6 @@ import (
 	coordinationv1 "k8s.io/api/coordination/v1"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/client-go/kubernetes"
-	"k8s.io/client-go/tools/clientcmd"
 	"k8s.io/utils/ptr"
 )
 
@@ -39,12 +37,7 @@ func waitUsable(ctx context.Context, cl *Cluster, wait time.Duration, p *progres
 		return nil
 	}
 	deadline = p.start.Add(wait)
-	rc, err := clientcmd.BuildConfigFromFlags("", cl.hostKubeconfig())
-	if err != nil {
-		return err
-	}
-	rc.Timeout = 2 * time.Second
-	client, err := kubernetes.NewForConfig(rc)
+	client, err := hostClient(cl, 2*time.Second)
 	if err != nil {
 		return err
 	}

@@ -6,6 +6,8 @@ import (
 	"net/netip"
 
 	"github.com/vishvananda/netlink"
+
+	"kite/internal/lb/l2"
 )
 
 // AddrManager owns the ingress addresses on the LB's interface.
@@ -69,7 +71,7 @@ func (n netlinkAddrs) Add(ip netip.Addr) error {
 	// Best effort: without it, a neighbour waiting on the address learns
 	// it at its next ARP retry.
 	if iface, err := net.InterfaceByName(n.iface); err == nil {
-		_ = announce(iface, ip)
+		_ = l2.Announce(iface, ip)
 	}
 	return nil
 }

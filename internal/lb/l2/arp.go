@@ -157,6 +157,25 @@ func (r *responder) serve(stop <-chan struct{}) error {
 	}
 }
 
+// Announce sends one gratuitous ARP for ip from iface, on a socket of its
+// own, for a caller without a responder: kite lb, which adds the address
+// to the interface, so that a neighbour that already asked for it (a
+// client that saw it in the Service's status a few milliseconds earlier)
+// learns it at once instead of at its next ARP retry, a second later.
+// IPv6 addresses and interfaces without an Ethernet address are skipped.
+func Announce(iface *net.Interface, ip netip.Addr) error {
+	if !ip.Is4() || len(iface.HardwareAddr) != 6 {
+		return nil
+	}
+	fd, err := unix.Socket(unix.AF_PACKET, unix.SOCK_RAW|unix.SOCK_CLOEXEC, int(htons(unix.ETH_P_ARP)))
+	if err != nil {
+		return fmt.Errorf("gratuitous ARP for %s: %w", ip, err)
+	}
+	defer unix.Close(fd)
+	r := responder{iface: iface, fd: fd}
+	return r.announce(ip)
+}
+
 // announce sends a gratuitous ARP for ip.
 func (r *responder) announce(ip netip.Addr) error {
 	return r.send(gratuitous(ip, r.iface.HardwareAddr), broadcastMAC)

@@ -30,6 +30,8 @@ import (
 	"k8s.io/client-go/tools/cache"
 	"k8s.io/klog/v2"
 	"k8s.io/utils/ptr"
+
+	"kite/internal/controller/lbipam"
 )
 
 // Names other components and users see.
@@ -41,12 +43,9 @@ const (
 	LeaseNamespace = metav1.NamespaceSystem
 	LeasePrefix    = "kite-l2-"
 	LeaseLabel     = "lb.kite.dev/l2-speaker"
-	// DefaultClass is the spec.loadBalancerClass served (and none), as
-	// by lbipam and kite lb.
-	DefaultClass = "kite.dev/lb"
-	// ExcludeLabel keeps a node from announcing, as it keeps kite lb
-	// from forwarding to it.
-	ExcludeLabel = "node.kubernetes.io/exclude-from-external-load-balancers"
+	// DefaultClass is the spec.loadBalancerClass served (and none): the
+	// one lbipam allocates for.
+	DefaultClass = lbipam.DefaultClass
 )
 
 // Defaults of Config.
@@ -305,9 +304,10 @@ func (s *Speaker) reconcile(ctx context.Context, resp *responder,
 	}
 }
 
-// nodeUsable: Ready, and not excluded from load balancers.
+// nodeUsable: Ready, and not excluded from load balancers (the label
+// that keeps kite lb from forwarding to a node keeps it from announcing).
 func nodeUsable(n *corev1.Node) bool {
-	if _, excluded := n.Labels[ExcludeLabel]; excluded {
+	if _, excluded := n.Labels[corev1.LabelNodeExcludeBalancers]; excluded {
 		return false
 	}
 	for _, c := range n.Status.Conditions {
