@@ -6,6 +6,7 @@ package e2e
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"fmt"
 	"os"
 	"os/exec"
@@ -82,4 +83,30 @@ func (l *lab) nodeShell(t *testing.T, node, script string) string {
 		l.record(fmt.Sprintf("kite node shell %s -- %s", node, script), out)
 	}
 	return out
+}
+
+// readAgentPID is the PID of node's kite agent, from the lab's process
+// record; an error while the record is missing or names no process.
+func readAgentPID(l *lab, node string) (int, error) {
+	data, err := os.ReadFile(filepath.Join(l.state, "run", node+"-agent.json"))
+	if err != nil {
+		return 0, err
+	}
+	var rec struct {
+		PID int `json:"pid"`
+	}
+	if err := json.Unmarshal(data, &rec); err != nil || rec.PID == 0 {
+		return 0, fmt.Errorf("agent record %s: %v", data, err)
+	}
+	return rec.PID, nil
+}
+
+// agentPID is readAgentPID for a lab whose agent must be running.
+func agentPID(t *testing.T, l *lab, node string) int {
+	t.Helper()
+	pid, err := readAgentPID(l, node)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return pid
 }

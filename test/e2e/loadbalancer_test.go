@@ -377,22 +377,6 @@ func curlFails(url string) error {
 	return nil
 }
 
-// agentPID is the PID of node's kite agent, from the lab's process record.
-func agentPID(t *testing.T, l *lab, node string) int {
-	t.Helper()
-	data, err := os.ReadFile(filepath.Join(l.state, "run", node+"-agent.json"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	var rec struct {
-		PID int `json:"pid"`
-	}
-	if err := json.Unmarshal(data, &rec); err != nil || rec.PID == 0 {
-		t.Fatalf("agent record %s: %v", data, err)
-	}
-	return rec.PID
-}
-
 // nodeVeth is the host side of node's link to the underlay bridge.
 func nodeVeth(t *testing.T, l *lab, node string) string {
 	t.Helper()

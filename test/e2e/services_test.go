@@ -287,18 +287,9 @@ func stepAgentRestart(t *testing.T, l *lab, clusterIP string) {
 		done <- l.nodeShell(t, "kite-worker", fmt.Sprintf(
 			`i=0; while [ $i -lt 400 ]; do curl -s -m 2 -o /dev/null -w '%%{http_code}\n' http://%s/healthy; i=$((i+1)); done`, clusterIP))
 	}()
-	data, err := os.ReadFile(filepath.Join(l.state, "run", "kite-worker-agent.json"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	var rec struct {
-		PID int `json:"pid"`
-	}
-	if err := json.Unmarshal(data, &rec); err != nil || rec.PID == 0 {
-		t.Fatalf("agent record %s: %v", data, err)
-	}
-	if err := syscall.Kill(rec.PID, syscall.SIGKILL); err != nil {
-		t.Fatalf("kill agent %d: %v", rec.PID, err)
+	pid := agentPID(t, l, "kite-worker")
+	if err := syscall.Kill(pid, syscall.SIGKILL); err != nil {
+		t.Fatalf("kill agent %d: %v", pid, err)
 	}
 	out := <-done
 	codes := map[string]int{}
@@ -310,15 +301,12 @@ func stepAgentRestart(t *testing.T, l *lab, clusterIP string) {
 	}
 	// The supervisor brought it back.
 	waitFor(t, 30*time.Second, "a new agent", func() error {
-		data, err := os.ReadFile(filepath.Join(l.state, "run", "kite-worker-agent.json"))
+		now, err := readAgentPID(l, "kite-worker")
 		if err != nil {
 			return err
 		}
-		var now struct {
-			PID int `json:"pid"`
-		}
-		if json.Unmarshal(data, &now) != nil || now.PID == rec.PID || now.PID == 0 {
-			return fmt.Errorf("record %s", data)
+		if now == pid {
+			return fmt.Errorf("agent %d still recorded", now)
 		}
 		return nil
 	})
