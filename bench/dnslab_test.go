@@ -25,10 +25,7 @@ import (
 // (as a libc resolver in a pod does: every query is then a new conntrack
 // entry through the proxy's DNAT, so it measures the node's path too).
 func BenchmarkDNSLab(b *testing.B) {
-	once(b)
-	bin := kiteBinary(b)
-	printMachine(b, bin)
-	l := startBenchLab(b, bin, "bench-dns", 2)
+	l := newBenchLab(b, "bench-dns", 2)
 	l.kubectl("", "create", "service", "clusterip", "kuard", "--tcp=80:8080")
 	// One instance, as the goal is stated: the first kite-dns
 	// pod straight at its pod IP (kube-dns spreads over both).

@@ -54,6 +54,17 @@ type benchLab struct {
 	bin, name, state, home, kcfg string
 }
 
+// newBenchLab is the start of every lab benchmark: a single iteration
+// (once), the machine printed, and a lab of nodes nodes named name from
+// the binary under test.
+func newBenchLab(b *testing.B, name string, nodes int) *benchLab {
+	b.Helper()
+	once(b)
+	bin := kiteBinary(b)
+	printMachine(b, bin)
+	return startBenchLab(b, bin, name, nodes)
+}
+
 // startBenchLab runs `kite up --name name --nodes nodes` and registers
 // `kite down --purge` as cleanup. The nodes' /run/netns pins land on a
 // tmpfs private to this test binary's mount namespace.

@@ -28,10 +28,7 @@ import (
 // rounds; and the time from creating a LoadBalancer Service to the first
 // answer through its address.
 func BenchmarkLoadBalancer(b *testing.B) {
-	once(b)
-	bin := kiteBinary(b)
-	printMachine(b, bin)
-	l := startBenchLab(b, bin, "bench-lb", 2)
+	l := newBenchLab(b, "bench-lb", 2)
 	l.kubectl("", "create", "deployment", "kuard", "--image="+benchImage, "--replicas=2")
 	l.kubectl("", "rollout", "status", "deployment/kuard", "--timeout=60s")
 	l.kubectl("", "expose", "deployment", "kuard", "--name=kuard-lb", "--type=LoadBalancer", "--port=80", "--target-port=8080")

@@ -13,10 +13,7 @@ import (
 // cannot route to pod IPs), kubectl there too, so the only difference is
 // the forward. Loads are interleaved over rounds.
 func BenchmarkPortForward(b *testing.B) {
-	once(b)
-	bin := kiteBinary(b)
-	printMachine(b, bin)
-	l := startBenchLab(b, bin, "bench-pf", 2)
+	l := newBenchLab(b, "bench-pf", 2)
 	node := l.node(1)
 	// A kuard pod for small requests, and busybox httpd (which closes every
 	// connection) serving 64 MiB of zeros for throughput; both on node.
