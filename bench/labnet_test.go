@@ -540,3 +540,19 @@ spec:
       periodSeconds: 1
 `, node, mib)
 }
+
+// waitValue polls get until it returns something, for up to
+// labReadyTimeout.
+func waitValue(b *testing.B, what string, get func() string) string {
+	b.Helper()
+	deadline := time.Now().Add(labReadyTimeout)
+	for {
+		if v := get(); v != "" {
+			return v
+		}
+		if time.Now().After(deadline) {
+			b.Fatalf("no %s after %s", what, labReadyTimeout)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+}

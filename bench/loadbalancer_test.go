@@ -280,19 +280,3 @@ func (w *addrWatch) since(ip string, t0 time.Time) time.Duration {
 		}
 	}
 }
-
-// waitValue polls get until it returns something, for up to
-// labReadyTimeout.
-func waitValue(b *testing.B, what string, get func() string) string {
-	b.Helper()
-	deadline := time.Now().Add(labReadyTimeout)
-	for {
-		if v := get(); v != "" {
-			return v
-		}
-		if time.Now().After(deadline) {
-			b.Fatalf("no %s after %s", what, labReadyTimeout)
-		}
-		time.Sleep(100 * time.Millisecond)
-	}
-}
