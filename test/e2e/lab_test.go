@@ -110,3 +110,26 @@ func agentPID(t *testing.T, l *lab, node string) int {
 	}
 	return pid
 }
+
+// nodeVeth is the host side of node's link to the underlay bridge, from
+// the lab's record.
+func nodeVeth(t *testing.T, l *lab, node string) string {
+	t.Helper()
+	data, err := os.ReadFile(filepath.Join(l.state, "cluster.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var rec struct {
+		Nodes []struct{ Name, Veth string }
+	}
+	if err := json.Unmarshal(data, &rec); err != nil {
+		t.Fatal(err)
+	}
+	for _, n := range rec.Nodes {
+		if n.Name == node {
+			return n.Veth
+		}
+	}
+	t.Fatalf("no node %s in %s", node, data)
+	return ""
+}

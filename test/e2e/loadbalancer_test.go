@@ -7,7 +7,6 @@ package e2e
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"net/http"
@@ -375,25 +374,6 @@ func curlFails(url string) error {
 		return fmt.Errorf("curl %s: exit %d", url, rc)
 	}
 	return nil
-}
-
-// nodeVeth is the host side of node's link to the underlay bridge.
-func nodeVeth(t *testing.T, l *lab, node string) string {
-	t.Helper()
-	var cl struct {
-		Nodes []struct{ Name, Veth string } `json:"nodes"`
-	}
-	data, err := os.ReadFile(filepath.Join(l.state, "cluster.json"))
-	if err != nil || json.Unmarshal(data, &cl) != nil {
-		t.Fatalf("cluster.json: %v", err)
-	}
-	for _, n := range cl.Nodes {
-		if n.Name == node {
-			return n.Veth
-		}
-	}
-	t.Fatalf("no node %s in cluster.json", node)
-	return ""
 }
 
 func linkSet(t *testing.T, link, state string) {

@@ -4,13 +4,10 @@ package e2e
 // proxy in a lab cluster, for both backends (S14–S18).
 
 import (
-	"encoding/json"
 	"errors"
 	"fmt"
 	"net/http"
-	"os"
 	"os/exec"
-	"path/filepath"
 	"regexp"
 	"strings"
 	"syscall"
@@ -455,19 +452,7 @@ spec:
 		}
 		return nil
 	})
-	var cl struct {
-		Nodes []struct{ Name, Veth string } `json:"nodes"`
-	}
-	data, err := os.ReadFile(filepath.Join(l.state, "cluster.json"))
-	if err != nil || json.Unmarshal(data, &cl) != nil {
-		t.Fatalf("cluster.json: %v", err)
-	}
-	veth := ""
-	for _, n := range cl.Nodes {
-		if n.Name == "kite-worker" {
-			veth = n.Veth
-		}
-	}
+	veth := nodeVeth(t, l, "kite-worker")
 	if out, err := exec.Command("ip", "link", "set", veth, "down").CombinedOutput(); err != nil {
 		t.Fatalf("cut kite-worker's link %s: %v %s", veth, err, out)
 	}
