@@ -36,6 +36,19 @@ spec:
 `, name, port)
 }
 
+// waitExternalIP waits up to 30 s for svc's EXTERNAL-IP and returns it.
+func waitExternalIP(t *testing.T, k *kubectl, svc string) string {
+	t.Helper()
+	var ip string
+	waitFor(t, 30*time.Second, "an EXTERNAL-IP for "+svc, func() error {
+		if ip = k.run(t, "get", "svc", svc, "-o", "jsonpath={.status.loadBalancer.ingress[0].ip}"); ip == "" {
+			return fmt.Errorf("pending")
+		}
+		return nil
+	})
+	return ip
+}
+
 // curlExit runs curl against url from the test's namespace (the user's
 // shell) and returns its exit code: 0 answered, 7 refused, 28 timed out.
 func curlExit(url string) int {
@@ -196,13 +209,7 @@ func TestLoadBalancerL2(t *testing.T) {
 	k.run(t, "create", "deployment", "kuard", "--image="+kuardImage1, "--replicas=4")
 	wantMatch(t, k.run(t, "rollout", "status", "deployment/kuard", "--timeout="+rolloutTimeout), `successfully rolled out`)
 	k.run(t, "expose", "deployment", "kuard", "--type=LoadBalancer", "--port=80", "--target-port=8080")
-	var ip string
-	waitFor(t, 30*time.Second, "an EXTERNAL-IP", func() error {
-		if ip = k.run(t, "get", "svc", "kuard", "-o", "jsonpath={.status.loadBalancer.ingress[0].ip}"); ip == "" {
-			return fmt.Errorf("pending")
-		}
-		return nil
-	})
+	ip := waitExternalIP(t, k, "kuard")
 	if ip != "172.30.6.200" {
 		t.Errorf("EXTERNAL-IP %s, want the pool's first address 172.30.6.200", ip)
 	}

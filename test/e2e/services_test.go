@@ -316,14 +316,7 @@ func stepAgentRestart(t *testing.T, l *lab, clusterIP string) {
 func stepLoadBalancer(t *testing.T, l *lab, k *kubectl) {
 	start := time.Now()
 	k.run(t, "expose", "deployment", "kuard", "--name=kuard-lb", "--type=LoadBalancer", "--port=80", "--target-port=8080")
-	var ip string
-	waitFor(t, 30*time.Second, "an EXTERNAL-IP", func() error {
-		ip = k.run(t, "get", "svc", "kuard-lb", "-o", "jsonpath={.status.loadBalancer.ingress[0].ip}")
-		if ip == "" {
-			return fmt.Errorf("pending")
-		}
-		return nil
-	})
+	ip := waitExternalIP(t, k, "kuard-lb")
 	t.Logf("EXTERNAL-IP %s after %s", ip, time.Since(start).Round(time.Millisecond))
 	if !strings.HasSuffix(ip, ".200") {
 		t.Errorf("EXTERNAL-IP %s, want the pool's first address (.200)", ip)
@@ -424,14 +417,7 @@ spec:
   - port: 80
     targetPort: 8080
 `)
-	var ip string
-	waitFor(t, 30*time.Second, "an EXTERNAL-IP for kuard-local", func() error {
-		ip = k.run(t, "get", "svc", "kuard-local", "-o", "jsonpath={.status.loadBalancer.ingress[0].ip}")
-		if ip == "" {
-			return fmt.Errorf("pending")
-		}
-		return nil
-	})
+	ip := waitExternalIP(t, k, "kuard-local")
 	c := &http.Client{Timeout: time.Second, Transport: &http.Transport{DisableKeepAlives: true}}
 	get := func() error {
 		resp, err := c.Get("http://" + ip + "/healthy")

@@ -322,13 +322,7 @@ spec:
 		}
 	})
 	step("S19 LoadBalancer", func(t *testing.T) {
-		waitFor(t, 30*time.Second, "an EXTERNAL-IP", func() error {
-			externalIP = k.run(t, "get", "svc", "kuard", "-o", "jsonpath={.status.loadBalancer.ingress[0].ip}")
-			if externalIP == "" {
-				return fmt.Errorf("pending")
-			}
-			return nil
-		})
+		externalIP = waitExternalIP(t, k, "kuard")
 		seen := map[string]int{}
 		for i := 0; i < 30; i++ {
 			out, err := exec.Command("curl", "-s", "-m", "3", "http://"+externalIP+"/env/api").Output()
