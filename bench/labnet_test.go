@@ -497,6 +497,38 @@ func checkResults(b *testing.B, res []httpResult) {
 	}
 }
 
+// loadKind is one way of sending requests that a comparison measures on
+// both of its sides.
+type loadKind struct {
+	label    string
+	newConn  bool
+	clients  int
+	requests int
+}
+
+// pairedLoads is, for every kind, a load against aURL then one against
+// bURL, labelled "aName: kind" and "bName: kind".
+func pairedLoads(kinds []loadKind, aName, aURL, bName, bURL string) []httpLoad {
+	var loads []httpLoad
+	for _, k := range kinds {
+		for _, side := range []struct{ name, url string }{{aName, aURL}, {bName, bURL}} {
+			loads = append(loads, httpLoad{Label: side.name + ": " + k.label, URL: side.url,
+				NewConn: k.newConn, Clients: k.clients, Requests: k.requests, Timeout: 10 * time.Second})
+		}
+	}
+	return loads
+}
+
+// resultPairs splits the results of pairedLoads' loads into {a, b} pairs,
+// with the kinds' labels, as compareTable takes them.
+func resultPairs(kinds []loadKind, res []httpResult) (pairs [][2]httpResult, labels []string) {
+	for i, k := range kinds {
+		pairs = append(pairs, [2]httpResult{res[2*i], res[2*i+1]})
+		labels = append(labels, k.label)
+	}
+	return pairs, labels
+}
+
 // compareTable prints loads side by side, a (e.g. through kite) against b
 // (the baseline), row by row: pairs[i] = {a, b} results.
 func compareTable(title, aName, bName string, pairs [][2]httpResult, rowLabels []string) *table {

@@ -40,30 +40,14 @@ func BenchmarkLoadBalancer(b *testing.B) {
 	nodeURL := "http://" + l.nodeIP(node) + ":" + nodePort + "/healthy"
 	lbURL := "http://" + lbIP + "/healthy"
 
-	kinds := []struct {
-		label    string
-		newConn  bool
-		clients  int
-		requests int
-	}{
+	kinds := []loadKind{
 		{"1 client, keep-alive", false, 1, 20000},
 		{"1 client, new connection each", true, 1, 6000},
 		{"8 clients, keep-alive", false, 8, 30000},
 	}
-	plan := httpPlan{Rounds: 100, Max: 60 * time.Second}
-	for _, k := range kinds {
-		for _, side := range []struct{ name, url string }{{"LB", lbURL}, {"NodePort", nodeURL}} {
-			plan.Loads = append(plan.Loads, httpLoad{Label: side.name + ": " + k.label, URL: side.url,
-				NewConn: k.newConn, Clients: k.clients, Requests: k.requests, Timeout: 10 * time.Second})
-		}
-	}
+	plan := httpPlan{Rounds: 100, Max: 60 * time.Second, Loads: pairedLoads(kinds, "LB", lbURL, "NodePort", nodeURL)}
 	res := runPlanIn(b, "", plan)
-	var pairs [][2]httpResult
-	var labels []string
-	for i, k := range kinds {
-		pairs = append(pairs, [2]httpResult{res[2*i], res[2*i+1]})
-		labels = append(labels, k.label)
-	}
+	pairs, labels := resultPairs(kinds, res)
 	t := compareTable(fmt.Sprintf("LoadBalancer IP (kite lb) vs a NodePort, GET kuard /healthy from the lab's host (%d rounds interleaved)", plan.Rounds),
 		"LB", "NodePort", pairs, labels)
 	t.note("LB: %s:80 → kite lb's namespace (DNAT to a healthy node's NodePort, masquerade) → node → one of 2 kuard pods.", lbIP)
