@@ -27,19 +27,23 @@ import (
 )
 
 func TestWalkthrough(t *testing.T) {
-	l := startLab(t, 3, "--route-pods")
-	vs := kubectlVersions(t)
-	var k33, k27 *kubectl
-	for _, v := range vs {
+	var v33, v27 *kubectlVersion
+	for _, v := range kubectlVersions(t) {
 		switch {
 		case v.name == "1.33" && v.missing == "":
-			k33 = l.kubectl(t, v, "default")
+			v33 = &v
 		case v.name == "1.27" && v.missing == "":
-			k27 = l.kubectl(t, v, "default")
+			v27 = &v
 		}
 	}
-	if k33 == nil {
+	if v33 == nil {
 		t.Skip("kubectl 1.33 is not installed")
+	}
+	l := startLab(t, 3, "--route-pods")
+	k33 := l.kubectl(t, *v33, "default")
+	var k27 *kubectl
+	if v27 != nil {
+		k27 = l.kubectl(t, *v27, "default")
 	}
 	k := k33
 	tr := newTranscript()
