@@ -15,6 +15,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"golang.org/x/sys/unix"
 )
 
 // lab is a running `kite up` cluster inside the test's namespace.
@@ -25,6 +27,20 @@ type lab struct {
 }
 
 var netnsOnce sync.Once
+
+// privateNetnsDir gives the test's mount namespace a /run/netns of its
+// own, so the namespaces it names never show on the machine.
+func privateNetnsDir(t *testing.T) {
+	t.Helper()
+	netnsOnce.Do(func() {
+		if err := os.MkdirAll("/run/netns", 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := unix.Mount("tmpfs", "/run/netns", "tmpfs", 0, "mode=0755"); err != nil {
+			t.Fatalf("mount /run/netns: %v", err)
+		}
+	})
+}
 
 // startLab runs `kite up` with n nodes (and flags) and tears it down with
 // the test.
