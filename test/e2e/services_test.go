@@ -214,26 +214,28 @@ spec:
 	}
 }
 
-// stepReadiness: a pod whose readiness probe starts failing leaves the
-// Service's endpoints, and requests stop reaching it.
-func stepReadiness(t *testing.T, l *lab, k *kubectl) {
-	apply(t, k, `apiVersion: apps/v1
+// probedKuard is a Deployment of kuard pods labelled app: name whose
+// readiness probe (GET /ready every second, one failure) takes a pod out
+// of its Services at once, ending with a document separator for the
+// Service that follows.
+func probedKuard(name string, replicas int) string {
+	return fmt.Sprintf(`apiVersion: apps/v1
 kind: Deployment
 metadata:
-  name: probed
+  name: %[1]s
 spec:
-  replicas: 3
+  replicas: %[2]d
   selector:
     matchLabels:
-      app: probed
+      app: %[1]s
   template:
     metadata:
       labels:
-        app: probed
+        app: %[1]s
     spec:
       containers:
       - name: kuard
-        image: `+kuardImage1+`
+        image: %[3]s
         readinessProbe:
           httpGet:
             path: /ready
@@ -241,7 +243,13 @@ spec:
           periodSeconds: 1
           failureThreshold: 1
 ---
-apiVersion: v1
+`, name, replicas, kuardImage1)
+}
+
+// stepReadiness: a pod whose readiness probe starts failing leaves the
+// Service's endpoints, and requests stop reaching it.
+func stepReadiness(t *testing.T, l *lab, k *kubectl) {
+	apply(t, k, probedKuard("probed", 3)+`apiVersion: v1
 kind: Service
 metadata:
   name: probed
