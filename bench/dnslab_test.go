@@ -4,7 +4,6 @@ import (
 	"cmp"
 	"fmt"
 	"slices"
-	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -25,24 +24,14 @@ import (
 // (as a libc resolver in a pod does: every query is then a new conntrack
 // entry through the proxy's DNAT, so it measures the node's path too).
 func BenchmarkDNSLab(b *testing.B) {
-	once(b)
-	bin := kiteBinary(b)
-	printMachine(b, bin)
-	l := startBenchLab(b, bin, "bench-dns", 2)
+	l := newBenchLab(b, "bench-dns", 2)
 	l.kubectl("", "create", "service", "clusterip", "kuard", "--tcp=80:8080")
 	// One instance, as the goal is stated: the first kite-dns
 	// pod straight at its pod IP (kube-dns spreads over both).
-	var one string
-	for deadline := time.Now().Add(labReadyTimeout); one == "" || strings.Contains(one, " "); {
-		one = strings.TrimSpace(l.kubectl("", "-n", "kube-system", "get", "pods", "-l", "k8s-app=kube-dns",
-			"--field-selector=status.phase=Running", "-o", "jsonpath={.items[0].status.podIP}"))
-		if time.Now().After(deadline) {
-			b.Fatalf("no running kite-dns pod with an IP (got %q)", one)
-		}
-		if one == "" {
-			time.Sleep(100 * time.Millisecond) // bounded by deadline: the pods may still be starting
-		}
-	}
+	one := waitValue(b, "running kite-dns pod with an IP", func() string {
+		return l.kubectl("", "-n", "kube-system", "get", "pods", "-l", "k8s-app=kube-dns",
+			"--field-selector=status.phase=Running", "-o", "jsonpath={.items[0].status.podIP}")
+	})
 	plan := dnsPlan{Server: "10.96.0.10:53", Clients: 8, For: 3 * time.Second, Loads: []dnsLoad{
 		{Label: "cluster name, one kite-dns pod", Names: []string{"kuard.default.svc.cluster.local."}, KeepSocket: true, Server: one + ":53"},
 		{Label: "cluster name", Names: []string{"kuard.default.svc.cluster.local."}, KeepSocket: true},

@@ -54,6 +54,17 @@ type benchLab struct {
 	bin, name, state, home, kcfg string
 }
 
+// newBenchLab is the start of every lab benchmark: a single iteration
+// (once), the machine printed, and a lab of nodes nodes named name from
+// the binary under test.
+func newBenchLab(b *testing.B, name string, nodes int) *benchLab {
+	b.Helper()
+	once(b)
+	bin := kiteBinary(b)
+	printMachine(b, bin)
+	return startBenchLab(b, bin, name, nodes)
+}
+
 // startBenchLab runs `kite up --name name --nodes nodes` and registers
 // `kite down --purge` as cleanup. The nodes' /run/netns pins land on a
 // tmpfs private to this test binary's mount namespace.
@@ -486,6 +497,38 @@ func checkResults(b *testing.B, res []httpResult) {
 	}
 }
 
+// loadKind is one way of sending requests that a comparison measures on
+// both of its sides.
+type loadKind struct {
+	label    string
+	newConn  bool
+	clients  int
+	requests int
+}
+
+// pairedLoads is, for every kind, a load against aURL then one against
+// bURL, labelled "aName: kind" and "bName: kind".
+func pairedLoads(kinds []loadKind, aName, aURL, bName, bURL string) []httpLoad {
+	var loads []httpLoad
+	for _, k := range kinds {
+		for _, side := range []struct{ name, url string }{{aName, aURL}, {bName, bURL}} {
+			loads = append(loads, httpLoad{Label: side.name + ": " + k.label, URL: side.url,
+				NewConn: k.newConn, Clients: k.clients, Requests: k.requests, Timeout: 10 * time.Second})
+		}
+	}
+	return loads
+}
+
+// resultPairs splits the results of pairedLoads' loads into {a, b} pairs,
+// with the kinds' labels, as compareTable takes them.
+func resultPairs(kinds []loadKind, res []httpResult) (pairs [][2]httpResult, labels []string) {
+	for i, k := range kinds {
+		pairs = append(pairs, [2]httpResult{res[2*i], res[2*i+1]})
+		labels = append(labels, k.label)
+	}
+	return pairs, labels
+}
+
 // compareTable prints loads side by side, a (e.g. through kite) against b
 // (the baseline), row by row: pairs[i] = {a, b} results.
 func compareTable(title, aName, bName string, pairs [][2]httpResult, rowLabels []string) *table {
@@ -528,4 +571,20 @@ spec:
       tcpSocket: {port: 8080}
       periodSeconds: 1
 `, node, mib)
+}
+
+// waitValue polls get until it returns something, for up to
+// labReadyTimeout.
+func waitValue(b *testing.B, what string, get func() string) string {
+	b.Helper()
+	deadline := time.Now().Add(labReadyTimeout)
+	for {
+		if v := get(); v != "" {
+			return v
+		}
+		if time.Now().After(deadline) {
+			b.Fatalf("no %s after %s", what, labReadyTimeout)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
 }

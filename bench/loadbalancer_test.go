@@ -28,10 +28,7 @@ import (
 // rounds; and the time from creating a LoadBalancer Service to the first
 // answer through its address.
 func BenchmarkLoadBalancer(b *testing.B) {
-	once(b)
-	bin := kiteBinary(b)
-	printMachine(b, bin)
-	l := startBenchLab(b, bin, "bench-lb", 2)
+	l := newBenchLab(b, "bench-lb", 2)
 	l.kubectl("", "create", "deployment", "kuard", "--image="+benchImage, "--replicas=2")
 	l.kubectl("", "rollout", "status", "deployment/kuard", "--timeout=60s")
 	l.kubectl("", "expose", "deployment", "kuard", "--name=kuard-lb", "--type=LoadBalancer", "--port=80", "--target-port=8080")
@@ -43,30 +40,14 @@ func BenchmarkLoadBalancer(b *testing.B) {
 	nodeURL := "http://" + l.nodeIP(node) + ":" + nodePort + "/healthy"
 	lbURL := "http://" + lbIP + "/healthy"
 
-	kinds := []struct {
-		label    string
-		newConn  bool
-		clients  int
-		requests int
-	}{
+	kinds := []loadKind{
 		{"1 client, keep-alive", false, 1, 20000},
 		{"1 client, new connection each", true, 1, 6000},
 		{"8 clients, keep-alive", false, 8, 30000},
 	}
-	plan := httpPlan{Rounds: 100, Max: 60 * time.Second}
-	for _, k := range kinds {
-		for _, side := range []struct{ name, url string }{{"LB", lbURL}, {"NodePort", nodeURL}} {
-			plan.Loads = append(plan.Loads, httpLoad{Label: side.name + ": " + k.label, URL: side.url,
-				NewConn: k.newConn, Clients: k.clients, Requests: k.requests, Timeout: 10 * time.Second})
-		}
-	}
+	plan := httpPlan{Rounds: 100, Max: 60 * time.Second, Loads: pairedLoads(kinds, "LB", lbURL, "NodePort", nodeURL)}
 	res := runPlanIn(b, "", plan)
-	var pairs [][2]httpResult
-	var labels []string
-	for i, k := range kinds {
-		pairs = append(pairs, [2]httpResult{res[2*i], res[2*i+1]})
-		labels = append(labels, k.label)
-	}
+	pairs, labels := resultPairs(kinds, res)
 	t := compareTable(fmt.Sprintf("LoadBalancer IP (kite lb) vs a NodePort, GET kuard /healthy from the lab's host (%d rounds interleaved)", plan.Rounds),
 		"LB", "NodePort", pairs, labels)
 	t.note("LB: %s:80 → kite lb's namespace (DNAT to a healthy node's NodePort, masquerade) → node → one of 2 kuard pods.", lbIP)
@@ -281,21 +262,5 @@ func (w *addrWatch) since(ip string, t0 time.Time) time.Duration {
 		if time.Now().After(end) {
 			return -1
 		}
-	}
-}
-
-// waitValue polls get until it returns something, for up to
-// labReadyTimeout.
-func waitValue(b *testing.B, what string, get func() string) string {
-	b.Helper()
-	deadline := time.Now().Add(labReadyTimeout)
-	for {
-		if v := get(); v != "" {
-			return v
-		}
-		if time.Now().After(deadline) {
-			b.Fatalf("no %s after %s", what, labReadyTimeout)
-		}
-		time.Sleep(100 * time.Millisecond)
 	}
 }

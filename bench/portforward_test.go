@@ -13,10 +13,7 @@ import (
 // cannot route to pod IPs), kubectl there too, so the only difference is
 // the forward. Loads are interleaved over rounds.
 func BenchmarkPortForward(b *testing.B) {
-	once(b)
-	bin := kiteBinary(b)
-	printMachine(b, bin)
-	l := startBenchLab(b, bin, "bench-pf", 2)
+	l := newBenchLab(b, "bench-pf", 2)
 	node := l.node(1)
 	// A kuard pod for small requests, and busybox httpd (which closes every
 	// connection) serving 64 MiB of zeros for throughput; both on node.
@@ -40,23 +37,12 @@ spec:
 	fwdBulk := "http://127.0.0.1:" + l.portForward(node, "pod/bulk", "8080")
 	direct, directBulk := "http://"+kuardIP+":8080", "http://"+bulkIP+":8080"
 
-	kinds := []struct {
-		label    string
-		newConn  bool
-		clients  int
-		requests int
-	}{
+	kinds := []loadKind{
 		{"1 client, keep-alive", false, 1, 4000},
 		{"1 client, new connection each", true, 1, 1000},
 		{"8 clients, keep-alive", false, 8, 8000},
 	}
-	plan := httpPlan{Rounds: 50, Max: 60 * time.Second}
-	for _, k := range kinds {
-		for _, side := range []struct{ name, base string }{{"forward", fwd}, {"direct", direct}} {
-			plan.Loads = append(plan.Loads, httpLoad{Label: side.name + ": " + k.label, URL: side.base + "/healthy",
-				NewConn: k.newConn, Clients: k.clients, Requests: k.requests, Timeout: 10 * time.Second})
-		}
-	}
+	plan := httpPlan{Rounds: 50, Max: 60 * time.Second, Loads: pairedLoads(kinds, "forward", fwd+"/healthy", "direct", direct+"/healthy")}
 	res := runPlanIn(b, l.netns(node), plan)
 	size := int64(pfBulkMiB) << 20
 	bulk := runPlanIn(b, l.netns(node), httpPlan{Rounds: pfBulkRuns, Max: 60 * time.Second, Loads: []httpLoad{
@@ -64,12 +50,7 @@ spec:
 		{Label: "direct: download", URL: directBulk + "/bulk", ReadyURL: directBulk + "/small", Clients: 1, Requests: pfBulkRuns, Size: size, Timeout: 30 * time.Second},
 	}})
 
-	var pairs [][2]httpResult
-	var labels []string
-	for i, k := range kinds {
-		pairs = append(pairs, [2]httpResult{res[2*i], res[2*i+1]})
-		labels = append(labels, k.label)
-	}
+	pairs, labels := resultPairs(kinds, res)
 	t := compareTable(fmt.Sprintf("kubectl port-forward vs straight to the pod IP, GET kuard /healthy from node %s (%d rounds interleaved)", node, plan.Rounds),
 		"forward", "direct", pairs, labels)
 	f, d := bulk[0], bulk[1]

@@ -85,10 +85,9 @@ type goal struct {
 	unit   string // the unit the benchmark reports it in
 	atMost bool   // the goal is an upper bound (else a lower bound)
 	bound  float64
-	scale  float64 // multiply the reported value for display (0: 1)
-	shown  string  // display unit
-	goal   string  // the goal as the issue states it
-	ref    string  // what the field measures, for comparison
+	shown  string // display unit
+	goal   string // the goal as the issue states it
+	ref    string // what the field measures, for comparison
 }
 
 // mb is a decimal megabyte in MiB: the issues state memory goals in MB.
@@ -133,9 +132,6 @@ func goalTable(figures map[string]map[string]float64, elapsed time.Duration) str
 	for _, g := range goals {
 		measured, verdict := "not measured in this run", "—"
 		if v, ok := figures[g.bench][g.unit]; ok {
-			if g.scale != 0 {
-				v *= g.scale
-			}
 			measured = format(v, g.shown)
 			switch {
 			case g.bound == 0:

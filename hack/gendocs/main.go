@@ -8,18 +8,22 @@ import (
 	"flag"
 	"fmt"
 	"os"
+	"path/filepath"
 	"strings"
 	"text/template"
 )
 
 type transcript struct {
 	Steps []struct {
-		Name     string `json:"name"`
-		Commands []struct {
-			Command string `json:"command"`
-			Output  string `json:"output"`
-		} `json:"commands"`
+		Name     string    `json:"name"`
+		Commands []command `json:"commands"`
 	} `json:"steps"`
+}
+
+// command is one command of a step and its output.
+type command struct {
+	Command string `json:"command"`
+	Output  string `json:"output"`
 }
 
 // maxLines bounds one command's output in the guide.
@@ -45,14 +49,12 @@ func run(tmplPath, trPath, outPath string) error {
 	if err := json.Unmarshal(data, &tr); err != nil {
 		return fmt.Errorf("transcript %s: %w", trPath, err)
 	}
-	used := map[string]bool{}
 	funcs := template.FuncMap{
 		// step renders the commands of the step whose name starts with
 		// id ("S1") as a shell session.
 		"step": func(id string) (string, error) {
 			for _, s := range tr.Steps {
 				if s.Name == id || strings.HasPrefix(s.Name, id+" ") {
-					used[id] = true
 					return session(s.Commands), nil
 				}
 			}
@@ -64,21 +66,13 @@ func run(tmplPath, trPath, outPath string) error {
 		return err
 	}
 	var b strings.Builder
-	if err := t.ExecuteTemplate(&b, tmplName(tmplPath), nil); err != nil {
+	if err := t.ExecuteTemplate(&b, filepath.Base(tmplPath), nil); err != nil {
 		return err
 	}
 	return os.WriteFile(outPath, []byte(b.String()), 0o644)
 }
 
-func tmplName(path string) string {
-	i := strings.LastIndex(path, "/")
-	return path[i+1:]
-}
-
-func session(cmds []struct {
-	Command string `json:"command"`
-	Output  string `json:"output"`
-}) string {
+func session(cmds []command) string {
 	var b strings.Builder
 	b.WriteString("```console\n")
 	for _, c := range cmds {

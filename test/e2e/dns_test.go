@@ -97,31 +97,7 @@ spec:
 		want(t, "_http._tcp.kuard.default.svc.cluster.local", "SRV", "0 100 80 kuard.default.svc.cluster.local.")
 	})
 	t.Run("headless Service: an address per ready pod", func(t *testing.T) {
-		apply(t, k, `apiVersion: apps/v1
-kind: Deployment
-metadata:
-  name: many
-spec:
-  replicas: 10
-  selector:
-    matchLabels:
-      app: many
-  template:
-    metadata:
-      labels:
-        app: many
-    spec:
-      containers:
-      - name: kuard
-        image: `+kuardImage1+`
-        readinessProbe:
-          httpGet:
-            path: /ready
-            port: 8080
-          periodSeconds: 1
-          failureThreshold: 1
----
-apiVersion: v1
+		apply(t, k, probedKuard("many", 10)+`apiVersion: v1
 kind: Service
 metadata:
   name: many

@@ -6,6 +6,7 @@ package e2e
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"fmt"
 	"os"
 	"os/exec"
@@ -14,6 +15,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"golang.org/x/sys/unix"
 )
 
 // lab is a running `kite up` cluster inside the test's namespace.
@@ -24,6 +27,20 @@ type lab struct {
 }
 
 var netnsOnce sync.Once
+
+// privateNetnsDir gives the test's mount namespace a /run/netns of its
+// own, so the namespaces it names never show on the machine.
+func privateNetnsDir(t *testing.T) {
+	t.Helper()
+	netnsOnce.Do(func() {
+		if err := os.MkdirAll("/run/netns", 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := unix.Mount("tmpfs", "/run/netns", "tmpfs", 0, "mode=0755"); err != nil {
+			t.Fatalf("mount /run/netns: %v", err)
+		}
+	})
+}
 
 // startLab runs `kite up` with n nodes (and flags) and tears it down with
 // the test.
@@ -82,4 +99,53 @@ func (l *lab) nodeShell(t *testing.T, node, script string) string {
 		l.record(fmt.Sprintf("kite node shell %s -- %s", node, script), out)
 	}
 	return out
+}
+
+// readAgentPID is the PID of node's kite agent, from the lab's process
+// record; an error while the record is missing or names no process.
+func readAgentPID(l *lab, node string) (int, error) {
+	data, err := os.ReadFile(filepath.Join(l.state, "run", node+"-agent.json"))
+	if err != nil {
+		return 0, err
+	}
+	var rec struct {
+		PID int `json:"pid"`
+	}
+	if err := json.Unmarshal(data, &rec); err != nil || rec.PID == 0 {
+		return 0, fmt.Errorf("agent record %s: %v", data, err)
+	}
+	return rec.PID, nil
+}
+
+// agentPID is readAgentPID for a lab whose agent must be running.
+func agentPID(t *testing.T, l *lab, node string) int {
+	t.Helper()
+	pid, err := readAgentPID(l, node)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return pid
+}
+
+// nodeVeth is the host side of node's link to the underlay bridge, from
+// the lab's record.
+func nodeVeth(t *testing.T, l *lab, node string) string {
+	t.Helper()
+	data, err := os.ReadFile(filepath.Join(l.state, "cluster.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var rec struct {
+		Nodes []struct{ Name, Veth string }
+	}
+	if err := json.Unmarshal(data, &rec); err != nil {
+		t.Fatal(err)
+	}
+	for _, n := range rec.Nodes {
+		if n.Name == node {
+			return n.Veth
+		}
+	}
+	t.Fatalf("no node %s in %s", node, data)
+	return ""
 }

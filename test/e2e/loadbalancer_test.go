@@ -7,7 +7,6 @@ package e2e
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"net/http"
@@ -35,6 +34,19 @@ spec:
   - port: %d
     targetPort: 8080
 `, name, port)
+}
+
+// waitExternalIP waits up to 30 s for svc's EXTERNAL-IP and returns it.
+func waitExternalIP(t *testing.T, k *kubectl, svc string) string {
+	t.Helper()
+	var ip string
+	waitFor(t, 30*time.Second, "an EXTERNAL-IP for "+svc, func() error {
+		if ip = k.run(t, "get", "svc", svc, "-o", "jsonpath={.status.loadBalancer.ingress[0].ip}"); ip == "" {
+			return fmt.Errorf("pending")
+		}
+		return nil
+	})
+	return ip
 }
 
 // curlExit runs curl against url from the test's namespace (the user's
@@ -197,13 +209,7 @@ func TestLoadBalancerL2(t *testing.T) {
 	k.run(t, "create", "deployment", "kuard", "--image="+kuardImage1, "--replicas=4")
 	wantMatch(t, k.run(t, "rollout", "status", "deployment/kuard", "--timeout="+rolloutTimeout), `successfully rolled out`)
 	k.run(t, "expose", "deployment", "kuard", "--type=LoadBalancer", "--port=80", "--target-port=8080")
-	var ip string
-	waitFor(t, 30*time.Second, "an EXTERNAL-IP", func() error {
-		if ip = k.run(t, "get", "svc", "kuard", "-o", "jsonpath={.status.loadBalancer.ingress[0].ip}"); ip == "" {
-			return fmt.Errorf("pending")
-		}
-		return nil
-	})
+	ip := waitExternalIP(t, k, "kuard")
 	if ip != "172.30.6.200" {
 		t.Errorf("EXTERNAL-IP %s, want the pool's first address 172.30.6.200", ip)
 	}
@@ -375,41 +381,6 @@ func curlFails(url string) error {
 		return fmt.Errorf("curl %s: exit %d", url, rc)
 	}
 	return nil
-}
-
-// agentPID is the PID of node's kite agent, from the lab's process record.
-func agentPID(t *testing.T, l *lab, node string) int {
-	t.Helper()
-	data, err := os.ReadFile(filepath.Join(l.state, "run", node+"-agent.json"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	var rec struct {
-		PID int `json:"pid"`
-	}
-	if err := json.Unmarshal(data, &rec); err != nil || rec.PID == 0 {
-		t.Fatalf("agent record %s: %v", data, err)
-	}
-	return rec.PID
-}
-
-// nodeVeth is the host side of node's link to the underlay bridge.
-func nodeVeth(t *testing.T, l *lab, node string) string {
-	t.Helper()
-	var cl struct {
-		Nodes []struct{ Name, Veth string } `json:"nodes"`
-	}
-	data, err := os.ReadFile(filepath.Join(l.state, "cluster.json"))
-	if err != nil || json.Unmarshal(data, &cl) != nil {
-		t.Fatalf("cluster.json: %v", err)
-	}
-	for _, n := range cl.Nodes {
-		if n.Name == node {
-			return n.Veth
-		}
-	}
-	t.Fatalf("no node %s in cluster.json", node)
-	return ""
 }
 
 func linkSet(t *testing.T, link, state string) {

@@ -353,17 +353,3 @@ func removeCgroupDirs(t *testing.T, cgroup string) {
 		}
 	}
 }
-
-// privateNetnsDir gives the test's mount namespace a /run/netns of its
-// own, so the namespaces it names never show on the machine.
-func privateNetnsDir(t *testing.T) {
-	t.Helper()
-	netnsOnce.Do(func() {
-		if err := os.MkdirAll("/run/netns", 0o755); err != nil {
-			t.Fatal(err)
-		}
-		if err := unix.Mount("tmpfs", "/run/netns", "tmpfs", 0, "mode=0755"); err != nil {
-			t.Fatalf("mount /run/netns: %v", err)
-		}
-	})
-}

@@ -9,7 +9,6 @@ package e2e
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
 	"hash/fnv"
 	"os"
@@ -35,7 +34,7 @@ func TestNodeAddRemove(t *testing.T) {
 		t.Fatalf("kite node add: %v\n%s", err, out)
 	}
 	wantMatch(t, out, `Adding node kite-worker2 \(172\.30\.\d+\.4\)`, `node kite-worker2 Ready`, `Node kite-worker2 added to cluster "kite"`)
-	veth := recordedVeth(t, l, added)
+	veth := nodeVeth(t, l, added)
 
 	readyNodes := func(t *testing.T) []string {
 		return strings.Fields(k.run(t, "get", "nodes", "-o",
@@ -252,28 +251,6 @@ func podsOf(t *testing.T, k *kubectl, selector string) []podPlace {
 		t.Fatalf("no pods %s:\n%s", selector, out)
 	}
 	return ps
-}
-
-// recordedVeth is the host side of a node's veth, from the lab's record.
-func recordedVeth(t *testing.T, l *lab, node string) string {
-	t.Helper()
-	data, err := os.ReadFile(filepath.Join(l.state, "cluster.json"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	var rec struct {
-		Nodes []struct{ Name, Veth string }
-	}
-	if err := json.Unmarshal(data, &rec); err != nil {
-		t.Fatal(err)
-	}
-	for _, n := range rec.Nodes {
-		if n.Name == node {
-			return n.Veth
-		}
-	}
-	t.Fatalf("no node %s in %s", node, data)
-	return ""
 }
 
 // processesInNetns maps the PIDs of the processes in the network

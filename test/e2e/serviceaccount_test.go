@@ -6,15 +6,13 @@ package e2e
 // client-go's rest.InClusterConfig reads.
 
 import (
-	"crypto/tls"
-	"crypto/x509"
 	"io"
 	"net/http"
-	"os"
 	"strings"
 	"testing"
 	"time"
 
+	"k8s.io/client-go/rest"
 	"k8s.io/client-go/tools/clientcmd"
 )
 
@@ -80,21 +78,13 @@ func apiGet(t *testing.T, l *lab, token, path string) (int, string) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	ca := cfg.TLSClientConfig.CAData
-	if len(ca) == 0 {
-		if ca, err = os.ReadFile(cfg.TLSClientConfig.CAFile); err != nil {
-			t.Fatal(err)
-		}
-	}
-	pool := x509.NewCertPool()
-	pool.AppendCertsFromPEM(ca)
-	c := &http.Client{Timeout: 10 * time.Second, Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: pool}}}
-	req, err := http.NewRequest(http.MethodGet, cfg.Host+path, nil)
+	cfg = rest.AnonymousClientConfig(cfg)
+	cfg.BearerToken, cfg.Timeout = token, 10*time.Second
+	c, err := rest.HTTPClientFor(cfg)
 	if err != nil {
 		t.Fatal(err)
 	}
-	req.Header.Set("Authorization", "Bearer "+token)
-	resp, err := c.Do(req)
+	resp, err := c.Get(cfg.Host + path)
 	if err != nil {
 		t.Fatalf("GET %s: %v", path, err)
 	}

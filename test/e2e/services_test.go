@@ -4,13 +4,10 @@ package e2e
 // proxy in a lab cluster, for both backends (S14–S18).
 
 import (
-	"encoding/json"
 	"errors"
 	"fmt"
 	"net/http"
-	"os"
 	"os/exec"
-	"path/filepath"
 	"regexp"
 	"strings"
 	"syscall"
@@ -217,26 +214,28 @@ spec:
 	}
 }
 
-// stepReadiness: a pod whose readiness probe starts failing leaves the
-// Service's endpoints, and requests stop reaching it.
-func stepReadiness(t *testing.T, l *lab, k *kubectl) {
-	apply(t, k, `apiVersion: apps/v1
+// probedKuard is a Deployment of kuard pods labelled app: name whose
+// readiness probe (GET /ready every second, one failure) takes a pod out
+// of its Services at once, ending with a document separator for the
+// Service that follows.
+func probedKuard(name string, replicas int) string {
+	return fmt.Sprintf(`apiVersion: apps/v1
 kind: Deployment
 metadata:
-  name: probed
+  name: %[1]s
 spec:
-  replicas: 3
+  replicas: %[2]d
   selector:
     matchLabels:
-      app: probed
+      app: %[1]s
   template:
     metadata:
       labels:
-        app: probed
+        app: %[1]s
     spec:
       containers:
       - name: kuard
-        image: `+kuardImage1+`
+        image: %[3]s
         readinessProbe:
           httpGet:
             path: /ready
@@ -244,7 +243,13 @@ spec:
           periodSeconds: 1
           failureThreshold: 1
 ---
-apiVersion: v1
+`, name, replicas, kuardImage1)
+}
+
+// stepReadiness: a pod whose readiness probe starts failing leaves the
+// Service's endpoints, and requests stop reaching it.
+func stepReadiness(t *testing.T, l *lab, k *kubectl) {
+	apply(t, k, probedKuard("probed", 3)+`apiVersion: v1
 kind: Service
 metadata:
   name: probed
@@ -287,18 +292,9 @@ func stepAgentRestart(t *testing.T, l *lab, clusterIP string) {
 		done <- l.nodeShell(t, "kite-worker", fmt.Sprintf(
 			`i=0; while [ $i -lt 400 ]; do curl -s -m 2 -o /dev/null -w '%%{http_code}\n' http://%s/healthy; i=$((i+1)); done`, clusterIP))
 	}()
-	data, err := os.ReadFile(filepath.Join(l.state, "run", "kite-worker-agent.json"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	var rec struct {
-		PID int `json:"pid"`
-	}
-	if err := json.Unmarshal(data, &rec); err != nil || rec.PID == 0 {
-		t.Fatalf("agent record %s: %v", data, err)
-	}
-	if err := syscall.Kill(rec.PID, syscall.SIGKILL); err != nil {
-		t.Fatalf("kill agent %d: %v", rec.PID, err)
+	pid := agentPID(t, l, "kite-worker")
+	if err := syscall.Kill(pid, syscall.SIGKILL); err != nil {
+		t.Fatalf("kill agent %d: %v", pid, err)
 	}
 	out := <-done
 	codes := map[string]int{}
@@ -310,15 +306,12 @@ func stepAgentRestart(t *testing.T, l *lab, clusterIP string) {
 	}
 	// The supervisor brought it back.
 	waitFor(t, 30*time.Second, "a new agent", func() error {
-		data, err := os.ReadFile(filepath.Join(l.state, "run", "kite-worker-agent.json"))
+		now, err := readAgentPID(l, "kite-worker")
 		if err != nil {
 			return err
 		}
-		var now struct {
-			PID int `json:"pid"`
-		}
-		if json.Unmarshal(data, &now) != nil || now.PID == rec.PID || now.PID == 0 {
-			return fmt.Errorf("record %s", data)
+		if now == pid {
+			return fmt.Errorf("agent %d still recorded", now)
 		}
 		return nil
 	})
@@ -331,14 +324,7 @@ func stepAgentRestart(t *testing.T, l *lab, clusterIP string) {
 func stepLoadBalancer(t *testing.T, l *lab, k *kubectl) {
 	start := time.Now()
 	k.run(t, "expose", "deployment", "kuard", "--name=kuard-lb", "--type=LoadBalancer", "--port=80", "--target-port=8080")
-	var ip string
-	waitFor(t, 30*time.Second, "an EXTERNAL-IP", func() error {
-		ip = k.run(t, "get", "svc", "kuard-lb", "-o", "jsonpath={.status.loadBalancer.ingress[0].ip}")
-		if ip == "" {
-			return fmt.Errorf("pending")
-		}
-		return nil
-	})
+	ip := waitExternalIP(t, k, "kuard-lb")
 	t.Logf("EXTERNAL-IP %s after %s", ip, time.Since(start).Round(time.Millisecond))
 	if !strings.HasSuffix(ip, ".200") {
 		t.Errorf("EXTERNAL-IP %s, want the pool's first address (.200)", ip)
@@ -439,14 +425,7 @@ spec:
   - port: 80
     targetPort: 8080
 `)
-	var ip string
-	waitFor(t, 30*time.Second, "an EXTERNAL-IP for kuard-local", func() error {
-		ip = k.run(t, "get", "svc", "kuard-local", "-o", "jsonpath={.status.loadBalancer.ingress[0].ip}")
-		if ip == "" {
-			return fmt.Errorf("pending")
-		}
-		return nil
-	})
+	ip := waitExternalIP(t, k, "kuard-local")
 	c := &http.Client{Timeout: time.Second, Transport: &http.Transport{DisableKeepAlives: true}}
 	get := func() error {
 		resp, err := c.Get("http://" + ip + "/healthy")
@@ -467,19 +446,7 @@ spec:
 		}
 		return nil
 	})
-	var cl struct {
-		Nodes []struct{ Name, Veth string } `json:"nodes"`
-	}
-	data, err := os.ReadFile(filepath.Join(l.state, "cluster.json"))
-	if err != nil || json.Unmarshal(data, &cl) != nil {
-		t.Fatalf("cluster.json: %v", err)
-	}
-	veth := ""
-	for _, n := range cl.Nodes {
-		if n.Name == "kite-worker" {
-			veth = n.Veth
-		}
-	}
+	veth := nodeVeth(t, l, "kite-worker")
 	if out, err := exec.Command("ip", "link", "set", veth, "down").CombinedOutput(); err != nil {
 		t.Fatalf("cut kite-worker's link %s: %v %s", veth, err, out)
 	}

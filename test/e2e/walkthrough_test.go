@@ -27,19 +27,23 @@ import (
 )
 
 func TestWalkthrough(t *testing.T) {
-	l := startLab(t, 3, "--route-pods")
-	vs := kubectlVersions(t)
-	var k33, k27 *kubectl
-	for _, v := range vs {
+	var v33, v27 *kubectlVersion
+	for _, v := range kubectlVersions(t) {
 		switch {
 		case v.name == "1.33" && v.missing == "":
-			k33 = l.kubectl(t, v, "default")
+			v33 = &v
 		case v.name == "1.27" && v.missing == "":
-			k27 = l.kubectl(t, v, "default")
+			v27 = &v
 		}
 	}
-	if k33 == nil {
+	if v33 == nil {
 		t.Skip("kubectl 1.33 is not installed")
+	}
+	l := startLab(t, 3, "--route-pods")
+	k33 := l.kubectl(t, *v33, "default")
+	var k27 *kubectl
+	if v27 != nil {
+		k27 = l.kubectl(t, *v27, "default")
 	}
 	k := k33
 	tr := newTranscript()
@@ -322,13 +326,7 @@ spec:
 		}
 	})
 	step("S19 LoadBalancer", func(t *testing.T) {
-		waitFor(t, 30*time.Second, "an EXTERNAL-IP", func() error {
-			externalIP = k.run(t, "get", "svc", "kuard", "-o", "jsonpath={.status.loadBalancer.ingress[0].ip}")
-			if externalIP == "" {
-				return fmt.Errorf("pending")
-			}
-			return nil
-		})
+		externalIP = waitExternalIP(t, k, "kuard")
 		seen := map[string]int{}
 		for i := 0; i < 30; i++ {
 			out, err := exec.Command("curl", "-s", "-m", "3", "http://"+externalIP+"/env/api").Output()
