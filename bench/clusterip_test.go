@@ -12,10 +12,7 @@ import (
 // node and the other one — interleaved over rounds. The Service has a single
 // endpoint, so both sides reach the same pod and only the proxy differs.
 func BenchmarkClusterIP(b *testing.B) {
-	once(b)
-	bin := kiteBinary(b)
-	printMachine(b, bin)
-	l := startBenchLab(b, bin, "bench-cip", 2)
+	l := newBenchLab(b, "bench-cip", 2)
 	podNode := l.node(1)
 	l.apply(fmt.Sprintf(`apiVersion: v1
 kind: Pod
