@@ -292,10 +292,17 @@ spec:
 	step("S15 the system pods", func(t *testing.T) {
 		// kite's API server, controllers and proxy are processes of the
 		// node (kite status lists them), not pods; DNS runs as two pods.
-		out := k.run(t, "get", "pod", "--namespace=kube-system")
-		if n := len(regexp.MustCompile(`(?m)^kite-dns-\S+\s+1/1\s+Running\s`).FindAllString(out, -1)); n != 2 {
-			t.Errorf("kube-system: %d kite-dns pods Running, want 2:\n%s", n, out)
-		}
+		// kite up returns once cluster DNS is available (one pod may
+		// still be passing its readiness probe): wait for both.
+		ready := regexp.MustCompile(`(?m)^kite-dns-\S+\s+1/1\s+Running\s`)
+		var out string
+		waitFor(t, 60*time.Second, "two kite-dns pods Ready", func() error {
+			out = k.run(t, "get", "pod", "--namespace=kube-system")
+			if n := len(ready.FindAllString(out, -1)); n != 2 {
+				return fmt.Errorf("%d kite-dns pods Running and Ready, want 2:\n%s", n, out)
+			}
+			return nil
+		})
 	})
 	step("S16 the proxy's rules", func(t *testing.T) {
 		// nftables by default: one map lookup per packet for the ClusterIP.
